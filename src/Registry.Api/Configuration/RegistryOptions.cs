@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Options;
+
+namespace Registry.Api.Configuration;
+
+/// <summary>
+/// Every setting, bound from the <c>Registry</c> section (environment: <c>Registry__Storage__Path</c>, …). Each has a
+/// default that works with no configuration at all; the README's configuration table lists them.
+/// </summary>
+public sealed class RegistryOptions
+{
+    public const string Section = "Registry";
+
+    public StorageSettings Storage { get; set; } = new();
+    public DeletionSettings Deletion { get; set; } = new();
+    public UploadSettings Uploads { get; set; } = new();
+    public ManifestSettings Manifests { get; set; } = new();
+    public PaginationSettings Pagination { get; set; } = new();
+
+    public sealed class StorageSettings
+    {
+        /// <summary>Root of blobs, uploads and metadata.</summary>
+        public string Path { get; set; } = "./data";
+
+        /// <summary>fsync each blob before it is published (protects acknowledged pushes from power loss).</summary>
+        public bool FlushToDisk { get; set; } = true;
+    }
+
+    public sealed class DeletionSettings
+    {
+        public bool Enabled { get; set; } = true;
+    }
+
+    public sealed class UploadSettings
+    {
+        /// <summary>Open upload sessions allowed at once; a new one beyond it gets 429 TOOMANYREQUESTS.</summary>
+        public int MaxSessions { get; set; } = 10_000;
+
+        /// <summary>An upload session not finished this long after it started is removed.</summary>
+        public TimeSpan Expiry { get; set; } = TimeSpan.FromHours(24);
+    }
+
+    public sealed class ManifestSettings
+    {
+        /// <summary>Largest manifest accepted (spec: registries SHOULD accept at least 4 MiB).</summary>
+        public int MaxSize { get; set; } = 4 * 1024 * 1024;
+    }
+
+    public sealed class PaginationSettings
+    {
+        /// <summary>Most entries in one page of tags, catalog or referrers, whatever <c>n</c> asks.</summary>
+        public int MaxPageSize { get; set; } = 10_000;
+    }
+}
+
+/// <summary>Checks the whole configuration at start-up and reports every problem at once.</summary>
+internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOptions>
+{
+    public ValidateOptionsResult Validate(string? name, RegistryOptions options)
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.Storage.Path))
+            errors.Add("Registry:Storage:Path must name a folder.");
+        if (options.Uploads.MaxSessions < 1)
+            errors.Add("Registry:Uploads:MaxSessions must be at least 1.");
+        if (options.Uploads.Expiry <= TimeSpan.Zero)
+            errors.Add("Registry:Uploads:Expiry must be positive (e.g. 24:00:00).");
+        if (options.Manifests.MaxSize < 4 * 1024 * 1024)
+            errors.Add("Registry:Manifests:MaxSize must be at least 4194304 (4 MiB), as the spec asks.");
+        if (options.Pagination.MaxPageSize < 1)
+            errors.Add("Registry:Pagination:MaxPageSize must be at least 1.");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

@@ -1,0 +1,27 @@
+using Registry.Api.Http;
+
+namespace Registry.Api.Endpoints;
+
+internal static class CatalogEndpoints
+{
+    // distribution's /v2/_catalog: {"repositories":[…]}, paginated with n, last and Link like the tags list.
+    public static async Task<IResult> List(HttpContext context, RegistryServices services)
+    {
+        if (!Responses.TryReadPagination(context.Request, services.Options.Pagination.MaxPageSize, out var n, out var last))
+            return new RegistryError(ErrorCode.PaginationInvalid);
+        var page = n == 0
+            ? new Registry.Storage.Model.Page<string>([], false)
+            : await services.Metadata.ListRepositoriesAsync(n, last, context.RequestAborted);
+        return Responses.Json(writer =>
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("repositories");
+            foreach (var name in page.Items) writer.WriteStringValue(name);
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }, headers: response =>
+        {
+            if (page.HasMore) Responses.NextLink(response, "/v2/_catalog", n, page.Items[^1]);
+        });
+    }
+}

@@ -1,0 +1,155 @@
+using System.Buffers;
+using Microsoft.Net.Http.Headers;
+using Registry.Api.Http;
+using Registry.Api.Manifests;
+using Registry.Storage.Model;
+
+namespace Registry.Api.Endpoints;
+
+internal static class ManifestEndpoints
+{
+    // spec: spec.md#pulling-manifests. The exact bytes pushed, with the media type they were pushed with.
+    public static async Task<IResult> Get(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
+    {
+        var ct = context.RequestAborted;
+        if (ParseReference(argument) is { } invalid) return invalid;
+        Reference.TryParse(argument, out var reference);
+        var manifest = await services.Metadata.GetManifestAsync(name, reference, ct);
+        if (manifest is null || await services.Blobs.OpenAsync(manifest.Digest, ct) is not { } content)
+            return await UnknownManifest(name, services, ct);
+
+        var headers = context.Response.Headers;
+        headers[Responses.DigestHeader] = manifest.Digest.ToString();
+        var etag = new EntityTagHeaderValue($"\"{manifest.Digest}\"");
+        if (reference.IsDigest) headers.CacheControl = "max-age=31536000, immutable";
+        if (HttpMethods.IsHead(context.Request.Method))
+        {
+            headers.ETag = etag.ToString();
+            return Responses.Empty(StatusCodes.Status200OK, response =>
+            {
+                response.ContentType = manifest.MediaType;
+                response.ContentLength = content.Length;
+            });
+        }
+        if (content.LocalPath is { } path)
+            return TypedResults.PhysicalFile(path, manifest.MediaType, entityTag: etag);
+        return TypedResults.Stream(content.OpenStream(), manifest.MediaType, entityTag: etag);
+    }
+
+    private static async Task<IResult> UnknownManifest(RepositoryName name, RegistryServices services, CancellationToken ct) =>
+        await services.Metadata.RepositoryExistsAsync(name, ct)
+            ? new RegistryError(ErrorCode.ManifestUnknown)
+            : new RegistryError(ErrorCode.NameUnknown, name.Value);
+
+    /// <summary>An error for a reference that is neither a valid tag nor a supported digest, else null.</summary>
+    private static RegistryError? ParseReference(string argument)
+    {
+        if (Reference.TryParse(argument, out _)) return null;
+        return argument.Contains(':')
+            ? new RegistryError(ErrorCode.DigestInvalid, $"invalid or unsupported digest '{argument}'")
+            : new RegistryError(ErrorCode.ManifestInvalid, $"invalid tag '{argument}'");
+    }
+
+    // spec: spec.md#pushing-manifests
+    public static async Task<IResult> Put(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
+    {
+        var ct = context.RequestAborted;
+        var request = context.Request;
+        if (ParseReference(argument) is { } invalid) return invalid;
+        Reference.TryParse(argument, out var reference);
+
+        var tags = new List<Tag>();
+        if (reference.Tag is { } pathTag) tags.Add(pathTag);
+        foreach (var value in request.Query["tag"])
+        {
+            if (!Tag.TryParse(value, out var tag))
+                return new RegistryError(ErrorCode.ManifestInvalid, $"invalid tag '{value}'");
+            tags.Add(tag);
+        }
+
+        var maxSize = services.Options.Manifests.MaxSize;
+        if (request.ContentLength > maxSize)
+            return new RegistryError(ErrorCode.ManifestTooLarge, $"manifests are limited to {maxSize} bytes");
+        var body = await ReadBodyAsync(request, maxSize, ct);
+        if (body is null)
+            return new RegistryError(ErrorCode.ManifestTooLarge, $"manifests are limited to {maxSize} bytes");
+
+        var parsed = ManifestParser.Parse(body.Value, request.ContentType, out var error);
+        if (parsed is null) return new RegistryError(ErrorCode.ManifestInvalid, error);
+
+        var digest = Digest.Compute(reference.Digest?.Algorithm ?? DigestAlgorithm.Sha256, body.Value.Span);
+        if (reference.Digest is { } expected && expected != digest)
+            return new RegistryError(ErrorCode.DigestInvalid, $"manifest digest is {digest}, not {expected}");
+
+        await EnsureEmptyConfigAsync(name, parsed, services, ct);
+        if (await services.Metadata.FindMissingReferenceAsync(name, parsed.References, ct) is { } missing)
+            return new RegistryError(ErrorCode.ManifestBlobUnknown, missing.ToString());
+
+        await services.Blobs.PutAsync(digest, body.Value, ct);
+        var record = new ManifestRecord(digest, parsed.MediaType, body.Value.Length, parsed.ArtifactType, parsed.Subject,
+            parsed.AnnotationsJson, services.Time.GetUtcNow());
+        var result = await services.Metadata.PutManifestAsync(name, record, parsed.References, tags, ct);
+        if (result.Status == PutManifestStatus.MissingReference)
+            return new RegistryError(ErrorCode.ManifestBlobUnknown, result.Missing.ToString());
+
+        return Responses.Empty(StatusCodes.Status201Created, response =>
+        {
+            response.Headers.Location = $"/v2/{name}/manifests/{digest}";
+            response.Headers[Responses.DigestHeader] = digest.ToString();
+            if (parsed.Subject is { } subject) response.Headers["OCI-Subject"] = subject.ToString();
+        });
+    }
+
+    /// <summary>
+    /// The empty JSON blob <c>{}</c> is the config of every artifact; a registry that holds it already (it is two
+    /// bytes everyone knows) spares clients a round trip and never rejects an artifact for lacking it.
+    /// </summary>
+    private static async Task EnsureEmptyConfigAsync(RepositoryName name, ParsedManifest manifest,
+        RegistryServices services, CancellationToken ct)
+    {
+        if (!manifest.References.Any(r => r.Kind == ReferenceKind.Blob && r.Target == MediaTypes.EmptyJsonDigest)) return;
+        if (await services.Metadata.GetLinkedBlobSizeAsync(name, MediaTypes.EmptyJsonDigest, ct) is not null) return;
+        await services.Blobs.PutAsync(MediaTypes.EmptyJsonDigest, MediaTypes.EmptyJson, ct);
+        await services.Metadata.LinkBlobAsync(name, MediaTypes.EmptyJsonDigest, MediaTypes.EmptyJson.Length,
+            services.Time.GetUtcNow(), ct);
+    }
+
+    /// <summary>The whole body, or null when it is longer than <paramref name="maxSize"/> (reading stops there).</summary>
+    private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(HttpRequest request, int maxSize, CancellationToken ct)
+    {
+        var reader = request.BodyReader;
+        while (true)
+        {
+            var result = await reader.ReadAsync(ct);
+            if (result.Buffer.Length > maxSize)
+            {
+                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                return null;
+            }
+            if (result.IsCompleted)
+            {
+                var bytes = result.Buffer.ToArray();
+                reader.AdvanceTo(result.Buffer.End);
+                return bytes;
+            }
+            reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+    }
+
+    // spec: spec.md#deleting-manifests. By digest: the manifest and all its tags. By tag: only the tag.
+    public static async Task<IResult> Delete(RepositoryName name, string argument, RegistryServices services,
+        CancellationToken ct)
+    {
+        if (!services.Options.Deletion.Enabled) return RegistryApi.Unsupported();
+        if (ParseReference(argument) is { } invalid) return invalid;
+        Reference.TryParse(argument, out var reference);
+        var deleted = reference.Digest is { } digest
+            ? await services.Metadata.DeleteManifestAsync(name, digest, ct)
+            : await services.Metadata.DeleteTagAsync(name, reference.Tag!.Value, ct);
+        return deleted
+            ? Responses.Empty(StatusCodes.Status202Accepted, _ => { })
+            : await UnknownManifest(name, services, ct);
+    }
+}

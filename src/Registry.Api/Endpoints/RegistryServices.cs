@@ -1,0 +1,16 @@
+using Microsoft.Extensions.Options;
+using Registry.Api.Configuration;
+using Registry.Storage.Blobs;
+using Registry.Storage.Metadata;
+
+namespace Registry.Api.Endpoints;
+
+/// <summary>What every endpoint needs: the two stores, the options and the clock.</summary>
+internal sealed class RegistryServices(IBlobStore blobs, IMetadataStore metadata, IOptions<RegistryOptions> options,
+    TimeProvider time)
+{
+    public IBlobStore Blobs { get; } = blobs;
+    public IMetadataStore Metadata { get; } = metadata;
+    public RegistryOptions Options { get; } = options.Value;
+    public TimeProvider Time { get; } = time;
+}

@@ -1,0 +1,229 @@
+using Microsoft.AspNetCore.Http.Features;
+using Registry.Api.Http;
+using Registry.Storage.Blobs;
+using Registry.Storage.Model;
+
+namespace Registry.Api.Endpoints;
+
+/// <summary>
+/// Blob uploads (spec: spec.md#pushing-blobs). A session is a storage object: its bytes in the blob store, its owner
+/// repository in the metadata store, so it survives a restart. A session id used under another repository is unknown.
+/// </summary>
+internal static class UploadEndpoints
+{
+    // spec: spec.md#pushing-blobs: POST starts a session, POST ?digest= is a single-request upload, and
+    // POST ?mount=&from= mounts a blob from another repository (from omitted: any repository holding it).
+    public static async Task<IResult> Start(HttpContext context, RepositoryName name, RegistryServices services)
+    {
+        var ct = context.RequestAborted;
+        var query = context.Request.Query;
+        if (query.ContainsKey("mount"))
+        {
+            var mountValue = query["mount"].ToString();
+            if (!Digest.TryParse(mountValue, out var mount))
+                return new RegistryError(ErrorCode.DigestInvalid, $"invalid digest '{mountValue}'");
+            if (await TryMountAsync(name, mount, query["from"].FirstOrDefault(), services, ct) is { } mounted)
+                return mounted;
+        }
+
+        if (query.ContainsKey("digest"))
+        {
+            var digestValue = query["digest"].ToString();
+            if (!Digest.TryParse(digestValue, out var digest))
+                return new RegistryError(ErrorCode.DigestInvalid, $"invalid digest '{digestValue}'");
+            if (await OpenSessionAsync(name, services, ct) is not { } id)
+                return new RegistryError(ErrorCode.TooManyRequests, "too many open upload sessions");
+            var appended = await AppendAsync(context, name, id, offset: 0, services);
+            if (appended is not null)
+            {
+                await DiscardAsync(id, services);
+                return appended;
+            }
+            return await CommitAsync(name, id, digest, services, ct);
+        }
+
+        if (context.Request.ContentLength > 0)
+            return new RegistryError(ErrorCode.BlobUploadInvalid,
+                "a POST without ?digest= starts a session and takes no body; send the data with PATCH or PUT");
+        if (await OpenSessionAsync(name, services, ct) is not { } session)
+            return new RegistryError(ErrorCode.TooManyRequests, "too many open upload sessions");
+        return Responses.Empty(StatusCodes.Status202Accepted, response => SessionHeaders(response, name, session, 0));
+    }
+
+    private static async Task<IResult?> TryMountAsync(RepositoryName name, Digest digest, string? from,
+        RegistryServices services, CancellationToken ct)
+    {
+        long? size;
+        if (from is null)
+        {
+            // Automatic cross-mount: the registry already holds this content somewhere.
+            size = await services.Metadata.GetBlobSizeAsync(digest, ct);
+        }
+        else
+        {
+            if (!RepositoryName.TryParse(from, out var source))
+                return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{from}'");
+            size = await services.Metadata.GetLinkedBlobSizeAsync(source, digest, ct);
+        }
+        if (size is null || !await services.Blobs.ExistsAsync(digest, ct)) return null;
+        await services.Metadata.LinkBlobAsync(name, digest, size.Value, services.Time.GetUtcNow(), ct);
+        return Created(name, digest);
+    }
+
+    private static IResult Created(RepositoryName name, Digest digest) =>
+        Responses.Empty(StatusCodes.Status201Created, response =>
+        {
+            response.Headers.Location = $"/v2/{name}/blobs/{digest}";
+            response.Headers[Responses.DigestHeader] = digest.ToString();
+        });
+
+    private static void SessionHeaders(HttpResponse response, RepositoryName name, UploadId id, long size)
+    {
+        response.Headers.Location = $"/v2/{name}/blobs/uploads/{id}";
+        response.Headers[Responses.UploadUuidHeader] = id.Value;
+        // spec: Range is 0-<offset of last byte received>; an empty session reports 0-0 as distribution does.
+        response.Headers.Range = $"0-{Math.Max(0, size - 1)}";
+    }
+
+    private static async Task<UploadId?> OpenSessionAsync(RepositoryName name, RegistryServices services, CancellationToken ct)
+    {
+        if (await services.Metadata.CountUploadsAsync(ct) >= services.Options.Uploads.MaxSessions) return null;
+        var id = UploadId.New();
+        await services.Blobs.CreateUploadAsync(id, ct);
+        await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow()), ct);
+        return id;
+    }
+
+    /// <summary>The session if <paramref name="argument"/> names one that belongs to <paramref name="name"/>.</summary>
+    private static async Task<UploadId?> FindSessionAsync(RepositoryName name, string argument, RegistryServices services,
+        CancellationToken ct)
+    {
+        if (!UploadId.TryParse(argument, out var id)) return null;
+        var session = await services.Metadata.GetUploadAsync(id, ct);
+        return session is not null && session.Repository == name ? id : null;
+    }
+
+    private static RegistryError UnknownSession(string argument) => new(ErrorCode.BlobUploadUnknown, argument);
+
+    // spec: spec.md#pushing-a-blob-in-chunks (upload progress)
+    public static async Task<IResult> Status(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
+    {
+        var ct = context.RequestAborted;
+        if (await FindSessionAsync(name, argument, services, ct) is not { } id
+            || await services.Blobs.GetUploadSizeAsync(id, ct) is not { } size)
+            return UnknownSession(argument);
+        return Responses.Empty(StatusCodes.Status204NoContent, response => SessionHeaders(response, name, id, size));
+    }
+
+    // spec: spec.md#pushing-a-blob-in-chunks. With Content-Range the chunk must start where the session ends (else
+    // 416); without it the body is streamed onto the end (what buildah and docker send, chunked encoding included).
+    public static async Task<IResult> Patch(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
+    {
+        var ct = context.RequestAborted;
+        if (await FindSessionAsync(name, argument, services, ct) is not { } id) return UnknownSession(argument);
+        long? offset = null;
+        var header = context.Request.Headers.ContentRange.ToString();
+        if (header.Length > 0)
+        {
+            if (!ContentRange.TryParse(header, out var range))
+                return new RegistryError(ErrorCode.RangeInvalid, $"invalid Content-Range '{header}'");
+            offset = range.Start;
+        }
+        if (await AppendAsync(context, name, id, offset, services) is { } failed) return failed;
+        var size = await services.Blobs.GetUploadSizeAsync(id, ct) ?? 0;
+        return Responses.Empty(StatusCodes.Status202Accepted, response => SessionHeaders(response, name, id, size));
+    }
+
+    /// <summary>Appends the request body; null on success, else the error to answer.</summary>
+    private static async Task<IResult?> AppendAsync(HttpContext context, RepositoryName name, UploadId id, long? offset,
+        RegistryServices services)
+    {
+        var request = context.Request;
+        long? expected = request.ContentLength;
+        var header = request.Headers.ContentRange.ToString();
+        if (header.Length > 0 && ContentRange.TryParse(header, out var range))
+        {
+            if (expected is { } length && length != range.Length)
+                return new RegistryError(ErrorCode.RangeInvalid,
+                    $"Content-Range covers {range.Length} bytes but Content-Length is {length}");
+            expected = range.Length;
+        }
+
+        var result = await services.Blobs.AppendAsync(id, offset, request.BodyReader, expected, context.RequestAborted);
+        return result.Status switch
+        {
+            AppendStatus.Appended => null,
+            AppendStatus.OutOfOrder => new RegistryError(ErrorCode.RangeInvalid,
+                $"chunk must start at offset {result.Size}", response => SessionHeaders(response, name, id, result.Size)),
+            AppendStatus.Incomplete => new RegistryError(ErrorCode.SizeInvalid,
+                "the body did not have the length its headers declared; nothing of it was kept"),
+            AppendStatus.StorageFull => new RegistryError(ErrorCode.StorageFull, "nothing of this chunk was kept"),
+            _ => UnknownSession(id.Value),
+        };
+    }
+
+    // spec: spec.md#pushing-a-blob-in-chunks (closing the upload), with or without a last chunk in the body.
+    public static async Task<IResult> Finish(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
+    {
+        var ct = context.RequestAborted;
+        if (await FindSessionAsync(name, argument, services, ct) is not { } id) return UnknownSession(argument);
+        var digestValue = context.Request.Query["digest"].FirstOrDefault();
+        if (!Digest.TryParse(digestValue, out var digest))
+            return new RegistryError(ErrorCode.DigestInvalid, $"missing or invalid digest '{digestValue}'");
+
+        if (HasBody(context))
+        {
+            long? offset = null;
+            if (ContentRange.TryParse(context.Request.Headers.ContentRange.ToString(), out var range)) offset = range.Start;
+            if (await AppendAsync(context, name, id, offset, services) is { } failed) return failed;
+        }
+        return await CommitAsync(name, id, digest, services, ct);
+    }
+
+    private static bool HasBody(HttpContext context) =>
+        context.Request.ContentLength > 0
+        || (context.Request.ContentLength is null
+            && context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true);
+
+    private static async Task<IResult> CommitAsync(RepositoryName name, UploadId id, Digest digest,
+        RegistryServices services, CancellationToken ct)
+    {
+        var result = await services.Blobs.CommitAsync(id, digest, expectedSize: null, ct);
+        if (result.Status == CommitStatus.UnknownSession) return UnknownSession(id.Value);
+        await services.Metadata.DeleteUploadAsync(id, CancellationToken.None);
+        return result.Status switch
+        {
+            CommitStatus.Committed => await LinkAsync(name, digest, result.Size, services),
+            CommitStatus.DigestMismatch => new RegistryError(ErrorCode.DigestInvalid,
+                $"uploaded content does not match {digest}; the upload was discarded"),
+            CommitStatus.SizeMismatch => new RegistryError(ErrorCode.SizeInvalid),
+            _ => new RegistryError(ErrorCode.StorageFull, "the upload was discarded"),
+        };
+    }
+
+    private static async Task<IResult> LinkAsync(RepositoryName name, Digest digest, long size, RegistryServices services)
+    {
+        // The blob is published: record it even if the client has gone, so it is never orphaned.
+        await services.Metadata.LinkBlobAsync(name, digest, size, services.Time.GetUtcNow(), CancellationToken.None);
+        return Created(name, digest);
+    }
+
+    private static async Task DiscardAsync(UploadId id, RegistryServices services)
+    {
+        await services.Blobs.CancelUploadAsync(id, CancellationToken.None);
+        await services.Metadata.DeleteUploadAsync(id, CancellationToken.None);
+    }
+
+    // spec: spec.md#canceling-an-upload
+    public static async Task<IResult> Cancel(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
+    {
+        if (await FindSessionAsync(name, argument, services, context.RequestAborted) is not { } id)
+            return UnknownSession(argument);
+        await DiscardAsync(id, services);
+        return Responses.Empty(StatusCodes.Status204NoContent, _ => { });
+    }
+}

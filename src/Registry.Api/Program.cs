@@ -1,0 +1,4 @@
+using Registry.Api;
+
+var app = RegistryApp.Create(args);
+app.Run();

@@ -1,0 +1,59 @@
+using Microsoft.Extensions.Options;
+using Registry.Api.Configuration;
+using Registry.Api.Endpoints;
+using Registry.Api.Http;
+using Registry.Api.Storage;
+using Registry.Storage;
+using Registry.Storage.Blobs;
+using Registry.Storage.Metadata;
+
+namespace Registry.Api;
+
+/// <summary>Builds the registry: configuration, storage, and the /v2 API.</summary>
+public static class RegistryApp
+{
+    public const string DefaultUrl = "http://0.0.0.0:5000";
+
+    public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
+        if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            // Blobs have no size limit; manifests are limited by their endpoint.
+            kestrel.Limits.MaxRequestBodySize = null;
+        });
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
+        builder.Services.AddOptions<RegistryOptions>().Bind(builder.Configuration.GetSection(RegistryOptions.Section))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddRegistryStorage();
+        builder.Services.AddSingleton<RegistryServices>();
+        builder.Services.AddHostedService<UploadJanitor>();
+
+        var app = builder.Build();
+        app.UseRegistryErrors();
+        app.MapRegistryApi();
+        app.MapFallback(() => new RegistryError(ErrorCode.NotFound));
+        return app;
+    }
+
+    private static IServiceCollection AddRegistryStorage(this IServiceCollection services)
+    {
+        services.AddSingleton(provider =>
+        {
+            var layout = new StorageLayout(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path);
+            layout.Initialise();
+            return layout;
+        });
+        services.AddSingleton<IBlobStore>(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
+            provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
+        services.AddSingleton<IMetadataStore>(provider =>
+            new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
+        return services;
+    }
+}

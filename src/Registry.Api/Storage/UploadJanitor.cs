@@ -1,0 +1,64 @@
+using Microsoft.Extensions.Options;
+using Registry.Api.Configuration;
+using Registry.Storage;
+using Registry.Storage.Blobs;
+using Registry.Storage.Metadata;
+using Registry.Storage.Model;
+
+namespace Registry.Api.Storage;
+
+/// <summary>
+/// Expires upload sessions that were never finished, and at start-up removes upload files that no session owns
+/// (a crash between the two steps of opening a session leaves one).
+/// </summary>
+internal sealed class UploadJanitor(IBlobStore blobs, IMetadataStore metadata, StorageLayout layout,
+    IOptions<RegistryOptions> options, TimeProvider time, ILogger<UploadJanitor> logger) : BackgroundService
+{
+    private static readonly TimeSpan Period = TimeSpan.FromMinutes(10);
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await RemoveOrphanFilesAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Period, time);
+        do
+        {
+            try
+            {
+                await ExpireAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning(e, "Expiring upload sessions failed; will retry");
+            }
+        } while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>Removes every session that started longer ago than the expiry.</summary>
+    public async Task<int> ExpireAsync(CancellationToken ct)
+    {
+        var cutoff = time.GetUtcNow() - options.Value.Uploads.Expiry;
+        var expired = await metadata.ListUploadsStartedBeforeAsync(cutoff, ct);
+        foreach (var id in expired)
+        {
+            await blobs.CancelUploadAsync(id, ct);
+            await metadata.DeleteUploadAsync(id, ct);
+        }
+        if (expired.Count > 0) logger.LogInformation("Expired {Count} upload sessions", expired.Count);
+        return expired.Count;
+    }
+
+    private async Task RemoveOrphanFilesAsync(CancellationToken ct)
+    {
+        if (!Directory.Exists(layout.UploadsRoot)) return;
+        foreach (var file in Directory.EnumerateFiles(layout.UploadsRoot))
+        {
+            if (!UploadId.TryParse(Path.GetFileName(file), out var id) || await metadata.GetUploadAsync(id, ct) is null)
+                File.Delete(file);
+        }
+    }
+}

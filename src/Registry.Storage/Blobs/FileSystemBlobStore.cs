@@ -1,0 +1,305 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Security.Cryptography;
+using Microsoft.Win32.SafeHandles;
+using Registry.Storage.Model;
+
+namespace Registry.Storage.Blobs;
+
+/// <summary>
+/// Blobs as files under <see cref="StorageLayout"/>. An upload session is one file that grows by appends; each
+/// append hashes every segment of the body as it is written (the hash state stays in memory between requests and
+/// is recomputed from the file after a restart). Commit verifies the digest, flushes and renames the file into the
+/// content store: the rename is the moment the blob appears, so a reader never sees a partial blob.
+/// </summary>
+public sealed class FileSystemBlobStore : IBlobStore
+{
+    private const int RehashBufferSize = 1 << 20;
+
+    private readonly StorageLayout _layout;
+    private readonly bool _flushToDisk;
+    private readonly ConcurrentDictionary<string, SessionState> _sessions = new();
+
+    public FileSystemBlobStore(StorageLayout layout, bool flushToDisk)
+    {
+        _layout = layout;
+        _flushToDisk = flushToDisk;
+    }
+
+    /// <summary>The running hash of one session; <see cref="HashedLength"/> -1 means "recompute from the file".</summary>
+    private sealed class SessionState
+    {
+        public readonly SemaphoreSlim Lock = new(1, 1);
+        public IncrementalHash? Hash;
+        public long HashedLength = -1;
+    }
+
+    public ValueTask<BlobContent?> OpenAsync(Digest digest, CancellationToken ct)
+    {
+        var path = _layout.BlobPath(digest);
+        var info = new FileInfo(path);
+        if (!info.Exists) return ValueTask.FromResult<BlobContent?>(null);
+        return ValueTask.FromResult<BlobContent?>(new BlobContent(info.Length, path, () => new FileStream(path,
+            FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous)));
+    }
+
+    public ValueTask<bool> ExistsAsync(Digest digest, CancellationToken ct) =>
+        ValueTask.FromResult(File.Exists(_layout.BlobPath(digest)));
+
+    public ValueTask PutAsync(Digest digest, ReadOnlyMemory<byte> content, CancellationToken ct)
+    {
+        var target = _layout.BlobPath(digest);
+        if (File.Exists(target)) return ValueTask.CompletedTask;
+        var temp = _layout.NewTempPath();
+        try
+        {
+            using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                RandomAccess.Write(handle, content.Span, 0);
+                if (_flushToDisk) RandomAccess.FlushToDisk(handle);
+            }
+            Publish(temp, target);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Moves a verified file to its content address; if the content is already there, that is success.</summary>
+    private static void Publish(string source, string target)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        try
+        {
+            File.Move(source, target, overwrite: false);
+        }
+        catch (IOException) when (File.Exists(target))
+        {
+            // Same digest, same content: another writer published it first.
+            File.Delete(source);
+        }
+    }
+
+    public ValueTask CreateUploadAsync(UploadId id, CancellationToken ct)
+    {
+        using (File.OpenHandle(_layout.UploadPath(id), FileMode.CreateNew, FileAccess.Write)) { }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<long?> GetUploadSizeAsync(UploadId id, CancellationToken ct)
+    {
+        var info = new FileInfo(_layout.UploadPath(id));
+        return ValueTask.FromResult(info.Exists ? info.Length : (long?)null);
+    }
+
+    private SafeFileHandle? OpenUpload(UploadId id)
+    {
+        try
+        {
+            return File.OpenHandle(_layout.UploadPath(id), FileMode.Open, FileAccess.ReadWrite);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    public async ValueTask<AppendResult> AppendAsync(UploadId id, long? offset, PipeReader body, long? expectedLength,
+        CancellationToken ct)
+    {
+        var state = _sessions.GetOrAdd(id.Value, static _ => new SessionState());
+        await state.Lock.WaitAsync(ct);
+        try
+        {
+            using var handle = OpenUpload(id);
+            if (handle is null) return new AppendResult(AppendStatus.UnknownSession, 0);
+            var start = RandomAccess.GetLength(handle);
+            if (offset is { } o && o != start) return new AppendResult(AppendStatus.OutOfOrder, start);
+            var hash = CatchUp(state, handle, start);
+
+            var status = await CopyAsync(body, handle, hash, start, expectedLength, ct);
+            if (status.Status != AppendStatus.Appended)
+            {
+                // All or nothing: drop whatever part of this body reached the file.
+                RandomAccess.SetLength(handle, start);
+                state.HashedLength = -1;
+                return new AppendResult(status.Status, start);
+            }
+            state.HashedLength = start + status.Size;
+            return new AppendResult(AppendStatus.Appended, state.HashedLength);
+        }
+        finally
+        {
+            state.Lock.Release();
+        }
+    }
+
+    /// <summary>Streams the body into the file at <paramref name="position"/>, hashing each segment as it passes.</summary>
+    private static async ValueTask<AppendResult> CopyAsync(PipeReader body, SafeFileHandle handle, IncrementalHash hash,
+        long position, long? expectedLength, CancellationToken ct)
+    {
+        long written = 0;
+        var segments = new List<ReadOnlyMemory<byte>>();
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await body.ReadAsync(ct);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException)
+            {
+                // The client went away, sent a short body, or the request was aborted (Kestrel's
+                // BadHttpRequestException is an IOException).
+                return new AppendResult(AppendStatus.Incomplete, written);
+            }
+
+            var buffer = result.Buffer;
+            if (expectedLength is { } max && written + buffer.Length > max)
+            {
+                body.AdvanceTo(buffer.End);
+                return new AppendResult(AppendStatus.Incomplete, written);
+            }
+            if (!buffer.IsEmpty)
+            {
+                segments.Clear();
+                foreach (var segment in buffer)
+                {
+                    hash.AppendData(segment.Span);
+                    segments.Add(segment);
+                }
+                try
+                {
+                    RandomAccess.Write(handle, segments, position + written);
+                }
+                catch (IOException)
+                {
+                    body.AdvanceTo(buffer.End);
+                    return new AppendResult(AppendStatus.StorageFull, written);
+                }
+                written += buffer.Length;
+            }
+            body.AdvanceTo(buffer.End);
+            if (result.IsCompleted || result.IsCanceled) break;
+        }
+        if (expectedLength is { } expected && written != expected)
+            return new AppendResult(AppendStatus.Incomplete, written);
+        return new AppendResult(AppendStatus.Appended, written);
+    }
+
+    /// <summary>Returns the session's sha256 state over the file's <paramref name="length"/> bytes.</summary>
+    private static IncrementalHash CatchUp(SessionState state, SafeFileHandle handle, long length)
+    {
+        if (state.Hash is not null && state.HashedLength == length) return state.Hash;
+        state.Hash?.Dispose();
+        state.Hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        HashFile(state.Hash, handle, length);
+        state.HashedLength = length;
+        return state.Hash;
+    }
+
+    private static void HashFile(IncrementalHash hash, SafeFileHandle handle, long length)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(RehashBufferSize);
+        try
+        {
+            long position = 0;
+            while (position < length)
+            {
+                var read = RandomAccess.Read(handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - position)), position);
+                if (read == 0) throw new IOException("upload file shrank while hashing");
+                hash.AppendData(buffer, 0, read);
+                position += read;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    public async ValueTask<CommitResult> CommitAsync(UploadId id, Digest expected, long? expectedSize, CancellationToken ct)
+    {
+        var state = _sessions.GetOrAdd(id.Value, static _ => new SessionState());
+        await state.Lock.WaitAsync(ct);
+        var path = _layout.UploadPath(id);
+        try
+        {
+            Digest actual;
+            long size;
+            using (var handle = OpenUpload(id))
+            {
+                if (handle is null) return new CommitResult(CommitStatus.UnknownSession, 0);
+                size = RandomAccess.GetLength(handle);
+                if (expectedSize is { } s && s != size)
+                {
+                    Discard(id, path);
+                    return new CommitResult(CommitStatus.SizeMismatch, size);
+                }
+                if (expected.Algorithm == DigestAlgorithm.Sha256)
+                {
+                    actual = Digest.FromHash(DigestAlgorithm.Sha256, CatchUp(state, handle, size).GetCurrentHash());
+                }
+                else
+                {
+                    using var other = IncrementalHash.CreateHash(Digest.HashName(expected.Algorithm));
+                    HashFile(other, handle, size);
+                    actual = Digest.FromHash(expected.Algorithm, other.GetCurrentHash());
+                }
+                if (actual != expected)
+                {
+                    Discard(id, path);
+                    return new CommitResult(CommitStatus.DigestMismatch, size);
+                }
+                if (_flushToDisk) RandomAccess.FlushToDisk(handle);
+            }
+            try
+            {
+                Publish(path, _layout.BlobPath(expected));
+            }
+            catch (IOException)
+            {
+                Discard(id, path);
+                return new CommitResult(CommitStatus.StorageFull, size);
+            }
+            _sessions.TryRemove(id.Value, out _);
+            return new CommitResult(CommitStatus.Committed, size);
+        }
+        finally
+        {
+            state.Lock.Release();
+        }
+    }
+
+    private void Discard(UploadId id, string path)
+    {
+        File.Delete(path);
+        if (_sessions.TryRemove(id.Value, out var state)) state.Hash?.Dispose();
+    }
+
+    public async ValueTask CancelUploadAsync(UploadId id, CancellationToken ct)
+    {
+        var state = _sessions.GetOrAdd(id.Value, static _ => new SessionState());
+        await state.Lock.WaitAsync(ct);
+        try
+        {
+            Discard(id, _layout.UploadPath(id));
+        }
+        finally
+        {
+            state.Lock.Release();
+        }
+    }
+
+    public IEnumerable<Digest> EnumerateBlobs()
+    {
+        if (!Directory.Exists(_layout.BlobsRoot)) yield break;
+        foreach (var algorithmDir in Directory.EnumerateDirectories(_layout.BlobsRoot))
+        foreach (var file in Directory.EnumerateFiles(algorithmDir, "*", SearchOption.AllDirectories))
+            if (Digest.TryParse($"{Path.GetFileName(algorithmDir)}:{Path.GetFileName(file)}", out var digest))
+                yield return digest;
+    }
+}

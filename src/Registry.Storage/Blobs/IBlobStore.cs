@@ -1,0 +1,74 @@
+using System.IO.Pipelines;
+using Registry.Storage.Model;
+
+namespace Registry.Storage.Blobs;
+
+/// <summary>An open blob: its length, and either a local file (served with zero-copy) or a stream.</summary>
+public sealed record BlobContent(long Length, string? LocalPath, Func<Stream> OpenStream);
+
+public enum AppendStatus
+{
+    Appended,
+    /// <summary>The chunk does not start at the session's current size.</summary>
+    OutOfOrder,
+    /// <summary>The body was shorter or longer than declared, or the client went away; nothing was kept.</summary>
+    Incomplete,
+    UnknownSession,
+    /// <summary>The store could not write (e.g. the disk is full); nothing was kept.</summary>
+    StorageFull,
+}
+
+public readonly record struct AppendResult(AppendStatus Status, long Size);
+
+public enum CommitStatus
+{
+    Committed,
+    DigestMismatch,
+    SizeMismatch,
+    UnknownSession,
+    StorageFull,
+}
+
+public readonly record struct CommitResult(CommitStatus Status, long Size);
+
+/// <summary>
+/// Content-addressed blob storage and the byte side of upload sessions. Content is verified against its digest
+/// while it is written and published atomically: a reader MUST never see partial or unverified content under a
+/// digest. Publishing content that already exists is success. Implementations MUST NOT see HTTP; an
+/// S3-compatible object store is the intended second implementation.
+/// </summary>
+public interface IBlobStore
+{
+    ValueTask<BlobContent?> OpenAsync(Digest digest, CancellationToken ct);
+
+    ValueTask<bool> ExistsAsync(Digest digest, CancellationToken ct);
+
+    /// <summary>Publishes small content held in memory (a manifest) under its digest.</summary>
+    ValueTask PutAsync(Digest digest, ReadOnlyMemory<byte> content, CancellationToken ct);
+
+    ValueTask CreateUploadAsync(UploadId id, CancellationToken ct);
+
+    /// <summary>Bytes received so far, or null if the session has no data in the store.</summary>
+    ValueTask<long?> GetUploadSizeAsync(UploadId id, CancellationToken ct);
+
+    /// <summary>
+    /// Appends <paramref name="body"/> to the session if <paramref name="offset"/> equals its current size (null:
+    /// wherever it ends). With <paramref name="expectedLength"/>, exactly that many bytes MUST arrive. An append is
+    /// all or nothing: on any failure the session is left as it was before the call. Appends to one session are
+    /// serialised.
+    /// </summary>
+    ValueTask<AppendResult> AppendAsync(UploadId id, long? offset, PipeReader body, long? expectedLength, CancellationToken ct);
+
+    /// <summary>
+    /// Verifies the session's bytes hash to <paramref name="expected"/> (and have <paramref name="expectedSize"/>
+    /// bytes when given) and publishes them under that digest; the session's data is removed either way, except
+    /// when it is unknown.
+    /// </summary>
+    ValueTask<CommitResult> CommitAsync(UploadId id, Digest expected, long? expectedSize, CancellationToken ct);
+
+    /// <summary>Removes the session's data. Idempotent.</summary>
+    ValueTask CancelUploadAsync(UploadId id, CancellationToken ct);
+
+    /// <summary>Every blob in the store, for verification and garbage collection.</summary>
+    IEnumerable<Digest> EnumerateBlobs();
+}

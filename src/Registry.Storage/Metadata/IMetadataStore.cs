@@ -1,0 +1,66 @@
+using Registry.Storage.Model;
+
+namespace Registry.Storage.Metadata;
+
+/// <summary>
+/// Repositories, tags, manifests, blob links, the referrers index and upload sessions. Every method is one
+/// transaction: after a crash at any instant the store holds either all of a change or none of it. Implementations
+/// MUST be safe for concurrent use and MUST NOT see HTTP. A PostgreSQL implementation shared by several replicas
+/// is the intended second implementation.
+/// </summary>
+public interface IMetadataStore
+{
+    ValueTask<bool> RepositoryExistsAsync(RepositoryName repository, CancellationToken ct);
+
+    /// <summary>Size of the blob if it is linked to <paramref name="repository"/>, else null.</summary>
+    ValueTask<long?> GetLinkedBlobSizeAsync(RepositoryName repository, Digest digest, CancellationToken ct);
+
+    /// <summary>Size of the blob if any repository of the registry holds it, else null.</summary>
+    ValueTask<long?> GetBlobSizeAsync(Digest digest, CancellationToken ct);
+
+    /// <summary>Records the blob (whose content MUST already be published) and links it to the repository,
+    /// creating the repository if needed. Linking twice is success.</summary>
+    ValueTask LinkBlobAsync(RepositoryName repository, Digest digest, long size, DateTimeOffset now, CancellationToken ct);
+
+    /// <summary>Removes the repository's link to the blob; the content stays for other repositories.</summary>
+    ValueTask<bool> UnlinkBlobAsync(RepositoryName repository, Digest digest, CancellationToken ct);
+
+    ValueTask<ManifestRecord?> GetManifestAsync(RepositoryName repository, Reference reference, CancellationToken ct);
+
+    /// <summary>The first reference that the repository does not hold, or null when it holds them all.</summary>
+    ValueTask<Digest?> FindMissingReferenceAsync(RepositoryName repository, IReadOnlyList<ManifestReference> references,
+        CancellationToken ct);
+
+    /// <summary>
+    /// Stores a manifest (whose bytes MUST already be published) and points <paramref name="tags"/> at it, after
+    /// checking in the same transaction that every reference exists in the repository.
+    /// </summary>
+    ValueTask<PutManifestResult> PutManifestAsync(RepositoryName repository, ManifestRecord manifest,
+        IReadOnlyList<ManifestReference> references, IReadOnlyList<Tag> tags, CancellationToken ct);
+
+    /// <summary>Deletes the manifest and every tag pointing at it.</summary>
+    ValueTask<bool> DeleteManifestAsync(RepositoryName repository, Digest digest, CancellationToken ct);
+
+    /// <summary>Deletes only the tag.</summary>
+    ValueTask<bool> DeleteTagAsync(RepositoryName repository, Tag tag, CancellationToken ct);
+
+    /// <summary>Tags in lexical order after <paramref name="last"/>.</summary>
+    ValueTask<Page<string>> ListTagsAsync(RepositoryName repository, int limit, string? last, CancellationToken ct);
+
+    /// <summary>Repository names in lexical order after <paramref name="last"/>.</summary>
+    ValueTask<Page<string>> ListRepositoriesAsync(int limit, string? last, CancellationToken ct);
+
+    /// <summary>Manifests of the repository whose subject is <paramref name="subject"/>, in digest order after
+    /// <paramref name="last"/>, optionally only those of one artifact type.</summary>
+    ValueTask<Page<ManifestRecord>> ListReferrersAsync(RepositoryName repository, Digest subject, string? artifactType,
+        int limit, string? last, CancellationToken ct);
+
+    ValueTask CreateUploadAsync(UploadSession session, CancellationToken ct);
+    ValueTask<UploadSession?> GetUploadAsync(UploadId id, CancellationToken ct);
+    ValueTask DeleteUploadAsync(UploadId id, CancellationToken ct);
+    ValueTask<int> CountUploadsAsync(CancellationToken ct);
+    ValueTask<IReadOnlyList<UploadId>> ListUploadsStartedBeforeAsync(DateTimeOffset cutoff, CancellationToken ct);
+
+    /// <summary>Every blob digest the metadata knows, with its recorded size (for verification).</summary>
+    IAsyncEnumerable<(Digest Digest, long Size)> ListBlobsAsync(CancellationToken ct);
+}

@@ -1,0 +1,471 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Data.Sqlite;
+using Registry.Storage.Model;
+
+namespace Registry.Storage.Metadata;
+
+/// <summary>
+/// The embedded metadata store: one SQLite database in WAL mode. Each public method is one transaction, so a
+/// process killed at any instant leaves either the whole change or none of it. Writes are serialised in-process
+/// (SQLite has one writer anyway) so that they queue instead of spinning on SQLITE_BUSY.
+/// </summary>
+public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
+{
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS repositories (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS blobs (
+            digest TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            created_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS repository_blobs (
+            repository_id INTEGER NOT NULL REFERENCES repositories(id),
+            digest TEXT NOT NULL REFERENCES blobs(digest),
+            linked_at INTEGER NOT NULL,
+            PRIMARY KEY (repository_id, digest)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS repository_blobs_by_digest ON repository_blobs(digest);
+        CREATE TABLE IF NOT EXISTS manifests (
+            repository_id INTEGER NOT NULL REFERENCES repositories(id),
+            digest TEXT NOT NULL REFERENCES blobs(digest),
+            media_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            artifact_type TEXT,
+            subject TEXT,
+            annotations TEXT,
+            pushed_at INTEGER NOT NULL,
+            PRIMARY KEY (repository_id, digest)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS manifests_by_subject ON manifests(repository_id, subject, digest) WHERE subject IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS manifest_references (
+            repository_id INTEGER NOT NULL,
+            manifest TEXT NOT NULL,
+            target TEXT NOT NULL,
+            kind INTEGER NOT NULL,
+            PRIMARY KEY (repository_id, manifest, target),
+            FOREIGN KEY (repository_id, manifest) REFERENCES manifests(repository_id, digest) ON DELETE CASCADE) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS tags (
+            repository_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (repository_id, name),
+            FOREIGN KEY (repository_id, digest) REFERENCES manifests(repository_id, digest)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS tags_by_digest ON tags(repository_id, digest);
+        CREATE TABLE IF NOT EXISTS uploads (
+            id TEXT PRIMARY KEY,
+            repository TEXT NOT NULL,
+            started_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS uploads_by_start ON uploads(started_at);
+        """;
+
+    private readonly string _connectionString;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+
+    public SqliteMetadataStore(string databasePath)
+    {
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        using var connection = Open();
+        Execute(connection, "PRAGMA journal_mode=WAL;");
+        Execute(connection, Schema);
+    }
+
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+        _writeLock.Dispose();
+    }
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        // Durable against a killed process (the WAL is in the OS page cache); fsync at checkpoints.
+        Execute(connection, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;");
+        return connection;
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, string sql, SqliteTransaction? tx = null)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = tx;
+        return command;
+    }
+
+    private async ValueTask<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, T> work, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct);
+        try
+        {
+            using var connection = Open();
+            using var tx = connection.BeginTransaction(deferred: false);
+            var result = work(connection, tx);
+            tx.Commit();
+            return result;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private static long Ms(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
+
+    private static long? RepositoryId(SqliteConnection connection, RepositoryName repository, SqliteTransaction? tx = null)
+    {
+        using var command = Command(connection, "SELECT id FROM repositories WHERE name = $name", tx);
+        command.Parameters.AddWithValue("$name", repository.Value);
+        return command.ExecuteScalar() is long id ? id : null;
+    }
+
+    private static long EnsureRepository(SqliteConnection connection, SqliteTransaction tx, RepositoryName repository, long now)
+    {
+        if (RepositoryId(connection, repository, tx) is { } id) return id;
+        using var command = Command(connection, "INSERT INTO repositories(name, created_at) VALUES ($name, $now) RETURNING id", tx);
+        command.Parameters.AddWithValue("$name", repository.Value);
+        command.Parameters.AddWithValue("$now", now);
+        return (long)command.ExecuteScalar()!;
+    }
+
+    private static void EnsureBlob(SqliteConnection connection, SqliteTransaction tx, Digest digest, long size, long now)
+    {
+        using var command = Command(connection,
+            "INSERT INTO blobs(digest, size, created_at) VALUES ($digest, $size, $now) ON CONFLICT(digest) DO NOTHING", tx);
+        command.Parameters.AddWithValue("$digest", digest.ToString());
+        command.Parameters.AddWithValue("$size", size);
+        command.Parameters.AddWithValue("$now", now);
+        command.ExecuteNonQuery();
+    }
+
+    public ValueTask<bool> RepositoryExistsAsync(RepositoryName repository, CancellationToken ct)
+    {
+        using var connection = Open();
+        return ValueTask.FromResult(RepositoryId(connection, repository) is not null);
+    }
+
+    public ValueTask<long?> GetLinkedBlobSizeAsync(RepositoryName repository, Digest digest, CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, """
+            SELECT b.size FROM repository_blobs rb
+            JOIN repositories r ON r.id = rb.repository_id
+            JOIN blobs b ON b.digest = rb.digest
+            WHERE r.name = $name AND rb.digest = $digest
+            """);
+        command.Parameters.AddWithValue("$name", repository.Value);
+        command.Parameters.AddWithValue("$digest", digest.ToString());
+        return ValueTask.FromResult(command.ExecuteScalar() is long size ? size : (long?)null);
+    }
+
+    public ValueTask<long?> GetBlobSizeAsync(Digest digest, CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, "SELECT size FROM blobs WHERE digest = $digest");
+        command.Parameters.AddWithValue("$digest", digest.ToString());
+        return ValueTask.FromResult(command.ExecuteScalar() is long size ? size : (long?)null);
+    }
+
+    public ValueTask LinkBlobAsync(RepositoryName repository, Digest digest, long size, DateTimeOffset now, CancellationToken ct) =>
+        new(WriteAsync((connection, tx) =>
+        {
+            var ms = Ms(now);
+            var repositoryId = EnsureRepository(connection, tx, repository, ms);
+            EnsureBlob(connection, tx, digest, size, ms);
+            using var command = Command(connection, """
+                INSERT INTO repository_blobs(repository_id, digest, linked_at) VALUES ($repo, $digest, $now)
+                ON CONFLICT DO NOTHING
+                """, tx);
+            command.Parameters.AddWithValue("$repo", repositoryId);
+            command.Parameters.AddWithValue("$digest", digest.ToString());
+            command.Parameters.AddWithValue("$now", ms);
+            command.ExecuteNonQuery();
+            return true;
+        }, ct).AsTask());
+
+    public ValueTask<bool> UnlinkBlobAsync(RepositoryName repository, Digest digest, CancellationToken ct) =>
+        WriteAsync((connection, tx) =>
+        {
+            using var command = Command(connection, """
+                DELETE FROM repository_blobs
+                WHERE repository_id = (SELECT id FROM repositories WHERE name = $name) AND digest = $digest
+                """, tx);
+            command.Parameters.AddWithValue("$name", repository.Value);
+            command.Parameters.AddWithValue("$digest", digest.ToString());
+            return command.ExecuteNonQuery() > 0;
+        }, ct);
+
+    private const string ManifestColumns = "m.digest, m.media_type, m.size, m.artifact_type, m.subject, m.annotations, m.pushed_at";
+
+    private static ManifestRecord ReadManifest(SqliteDataReader reader) => new(
+        Digest.Parse(reader.GetString(0)),
+        reader.GetString(1),
+        reader.GetInt64(2),
+        reader.IsDBNull(3) ? null : reader.GetString(3),
+        reader.IsDBNull(4) ? null : Digest.Parse(reader.GetString(4)),
+        reader.IsDBNull(5) ? null : reader.GetString(5),
+        DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)));
+
+    public ValueTask<ManifestRecord?> GetManifestAsync(RepositoryName repository, Reference reference, CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, reference.IsDigest
+            ? $"""
+               SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
+               WHERE r.name = $name AND m.digest = $ref
+               """
+            : $"""
+               SELECT {ManifestColumns} FROM tags t
+               JOIN repositories r ON r.id = t.repository_id
+               JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+               WHERE r.name = $name AND t.name = $ref
+               """);
+        command.Parameters.AddWithValue("$name", repository.Value);
+        command.Parameters.AddWithValue("$ref", reference.ToString());
+        using var reader = command.ExecuteReader();
+        return ValueTask.FromResult(reader.Read() ? ReadManifest(reader) : null);
+    }
+
+    private static Digest? FirstMissing(SqliteConnection connection, SqliteTransaction? tx, long? repositoryId,
+        IReadOnlyList<ManifestReference> references)
+    {
+        foreach (var reference in references)
+        {
+            if (repositoryId is null) return reference.Target;
+            using var check = Command(connection, reference.Kind == ReferenceKind.Blob
+                ? "SELECT 1 FROM repository_blobs WHERE repository_id = $repo AND digest = $digest"
+                : "SELECT 1 FROM manifests WHERE repository_id = $repo AND digest = $digest", tx);
+            check.Parameters.AddWithValue("$repo", repositoryId);
+            check.Parameters.AddWithValue("$digest", reference.Target.ToString());
+            if (check.ExecuteScalar() is null) return reference.Target;
+        }
+        return null;
+    }
+
+    public ValueTask<Digest?> FindMissingReferenceAsync(RepositoryName repository,
+        IReadOnlyList<ManifestReference> references, CancellationToken ct)
+    {
+        using var connection = Open();
+        return ValueTask.FromResult(FirstMissing(connection, null, RepositoryId(connection, repository), references));
+    }
+
+    public ValueTask<PutManifestResult> PutManifestAsync(RepositoryName repository, ManifestRecord manifest,
+        IReadOnlyList<ManifestReference> references, IReadOnlyList<Tag> tags, CancellationToken ct) =>
+        WriteAsync((connection, tx) =>
+        {
+            var now = Ms(manifest.PushedAt);
+            var repositoryId = EnsureRepository(connection, tx, repository, now);
+            if (FirstMissing(connection, tx, repositoryId, references) is { } missing)
+            {
+                tx.Rollback();
+                return new PutManifestResult(PutManifestStatus.MissingReference, missing);
+            }
+
+            EnsureBlob(connection, tx, manifest.Digest, manifest.Size, now);
+            using (var insert = Command(connection, """
+                INSERT INTO manifests(repository_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
+                VALUES ($repo, $digest, $mediaType, $size, $artifactType, $subject, $annotations, $now)
+                ON CONFLICT DO NOTHING
+                """, tx))
+            {
+                insert.Parameters.AddWithValue("$repo", repositoryId);
+                insert.Parameters.AddWithValue("$digest", manifest.Digest.ToString());
+                insert.Parameters.AddWithValue("$mediaType", manifest.MediaType);
+                insert.Parameters.AddWithValue("$size", manifest.Size);
+                insert.Parameters.AddWithValue("$artifactType", (object?)manifest.ArtifactType ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$subject", (object?)manifest.Subject?.ToString() ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$annotations", (object?)manifest.AnnotationsJson ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$now", now);
+                if (insert.ExecuteNonQuery() > 0)
+                {
+                    foreach (var reference in references)
+                    {
+                        using var link = Command(connection, """
+                            INSERT INTO manifest_references(repository_id, manifest, target, kind)
+                            VALUES ($repo, $manifest, $target, $kind) ON CONFLICT DO NOTHING
+                            """, tx);
+                        link.Parameters.AddWithValue("$repo", repositoryId);
+                        link.Parameters.AddWithValue("$manifest", manifest.Digest.ToString());
+                        link.Parameters.AddWithValue("$target", reference.Target.ToString());
+                        link.Parameters.AddWithValue("$kind", (int)reference.Kind);
+                        link.ExecuteNonQuery();
+                    }
+                }
+            }
+
+            foreach (var tag in tags)
+            {
+                using var upsert = Command(connection, """
+                    INSERT INTO tags(repository_id, name, digest, updated_at) VALUES ($repo, $name, $digest, $now)
+                    ON CONFLICT(repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
+                    """, tx);
+                upsert.Parameters.AddWithValue("$repo", repositoryId);
+                upsert.Parameters.AddWithValue("$name", tag.Value);
+                upsert.Parameters.AddWithValue("$digest", manifest.Digest.ToString());
+                upsert.Parameters.AddWithValue("$now", now);
+                upsert.ExecuteNonQuery();
+            }
+            return new PutManifestResult(PutManifestStatus.Stored);
+        }, ct);
+
+    public ValueTask<bool> DeleteManifestAsync(RepositoryName repository, Digest digest, CancellationToken ct) =>
+        WriteAsync((connection, tx) =>
+        {
+            if (RepositoryId(connection, repository, tx) is not { } repositoryId) return false;
+            foreach (var sql in new[]
+                     {
+                         "DELETE FROM tags WHERE repository_id = $repo AND digest = $digest",
+                         "DELETE FROM manifest_references WHERE repository_id = $repo AND manifest = $digest",
+                     })
+            {
+                using var command = Command(connection, sql, tx);
+                command.Parameters.AddWithValue("$repo", repositoryId);
+                command.Parameters.AddWithValue("$digest", digest.ToString());
+                command.ExecuteNonQuery();
+            }
+            using var delete = Command(connection, "DELETE FROM manifests WHERE repository_id = $repo AND digest = $digest", tx);
+            delete.Parameters.AddWithValue("$repo", repositoryId);
+            delete.Parameters.AddWithValue("$digest", digest.ToString());
+            return delete.ExecuteNonQuery() > 0;
+        }, ct);
+
+    public ValueTask<bool> DeleteTagAsync(RepositoryName repository, Tag tag, CancellationToken ct) =>
+        WriteAsync((connection, tx) =>
+        {
+            using var command = Command(connection, """
+                DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $name) AND name = $tag
+                """, tx);
+            command.Parameters.AddWithValue("$name", repository.Value);
+            command.Parameters.AddWithValue("$tag", tag.Value);
+            return command.ExecuteNonQuery() > 0;
+        }, ct);
+
+    private static Page<string> ReadNames(SqliteCommand command, int limit)
+    {
+        var names = new List<string>(Math.Min(limit, 1024));
+        using var reader = command.ExecuteReader();
+        while (reader.Read()) names.Add(reader.GetString(0));
+        var more = names.Count > limit;
+        if (more) names.RemoveAt(names.Count - 1);
+        return new Page<string>(names, more);
+    }
+
+    public ValueTask<Page<string>> ListTagsAsync(RepositoryName repository, int limit, string? last, CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, """
+            SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+            WHERE r.name = $name AND t.name > $last ORDER BY t.name LIMIT $limit
+            """);
+        command.Parameters.AddWithValue("$name", repository.Value);
+        command.Parameters.AddWithValue("$last", last ?? "");
+        command.Parameters.AddWithValue("$limit", limit + 1);
+        return ValueTask.FromResult(ReadNames(command, limit));
+    }
+
+    public ValueTask<Page<string>> ListRepositoriesAsync(int limit, string? last, CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection,
+            "SELECT name FROM repositories WHERE name > $last ORDER BY name LIMIT $limit");
+        command.Parameters.AddWithValue("$last", last ?? "");
+        command.Parameters.AddWithValue("$limit", limit + 1);
+        return ValueTask.FromResult(ReadNames(command, limit));
+    }
+
+    public ValueTask<Page<ManifestRecord>> ListReferrersAsync(RepositoryName repository, Digest subject,
+        string? artifactType, int limit, string? last, CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, $"""
+            SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
+            WHERE r.name = $name AND m.subject = $subject AND m.digest > $last
+              AND ($artifactType IS NULL OR m.artifact_type = $artifactType)
+            ORDER BY m.digest LIMIT $limit
+            """);
+        command.Parameters.AddWithValue("$name", repository.Value);
+        command.Parameters.AddWithValue("$subject", subject.ToString());
+        command.Parameters.AddWithValue("$last", last ?? "");
+        command.Parameters.AddWithValue("$artifactType", (object?)artifactType ?? DBNull.Value);
+        command.Parameters.AddWithValue("$limit", limit + 1);
+        var items = new List<ManifestRecord>();
+        using (var reader = command.ExecuteReader())
+            while (reader.Read()) items.Add(ReadManifest(reader));
+        var more = items.Count > limit;
+        if (more) items.RemoveAt(items.Count - 1);
+        return ValueTask.FromResult(new Page<ManifestRecord>(items, more));
+    }
+
+    public ValueTask CreateUploadAsync(UploadSession session, CancellationToken ct) =>
+        new(WriteAsync((connection, tx) =>
+        {
+            using var command = Command(connection,
+                "INSERT INTO uploads(id, repository, started_at) VALUES ($id, $repo, $now)", tx);
+            command.Parameters.AddWithValue("$id", session.Id.Value);
+            command.Parameters.AddWithValue("$repo", session.Repository.Value);
+            command.Parameters.AddWithValue("$now", Ms(session.StartedAt));
+            return command.ExecuteNonQuery();
+        }, ct).AsTask());
+
+    public ValueTask<UploadSession?> GetUploadAsync(UploadId id, CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, "SELECT repository, started_at FROM uploads WHERE id = $id");
+        command.Parameters.AddWithValue("$id", id.Value);
+        using var reader = command.ExecuteReader();
+        if (!reader.Read() || !RepositoryName.TryParse(reader.GetString(0), out var repository))
+            return ValueTask.FromResult<UploadSession?>(null);
+        return ValueTask.FromResult<UploadSession?>(
+            new UploadSession(id, repository, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1))));
+    }
+
+    public ValueTask DeleteUploadAsync(UploadId id, CancellationToken ct) =>
+        new(WriteAsync((connection, tx) =>
+        {
+            using var command = Command(connection, "DELETE FROM uploads WHERE id = $id", tx);
+            command.Parameters.AddWithValue("$id", id.Value);
+            return command.ExecuteNonQuery();
+        }, ct).AsTask());
+
+    public ValueTask<int> CountUploadsAsync(CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, "SELECT count(*) FROM uploads");
+        return ValueTask.FromResult((int)(long)command.ExecuteScalar()!);
+    }
+
+    public ValueTask<IReadOnlyList<UploadId>> ListUploadsStartedBeforeAsync(DateTimeOffset cutoff, CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, "SELECT id FROM uploads WHERE started_at < $cutoff");
+        command.Parameters.AddWithValue("$cutoff", Ms(cutoff));
+        var ids = new List<UploadId>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+            if (UploadId.TryParse(reader.GetString(0), out var id)) ids.Add(id);
+        return ValueTask.FromResult<IReadOnlyList<UploadId>>(ids);
+    }
+
+    public async IAsyncEnumerable<(Digest Digest, long Size)> ListBlobsAsync([EnumeratorCancellation] CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, "SELECT digest, size FROM blobs ORDER BY digest");
+        using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            yield return (Digest.Parse(reader.GetString(0)), reader.GetInt64(1));
+    }
+}

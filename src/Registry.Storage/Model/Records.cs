@@ -1,0 +1,56 @@
+namespace Registry.Storage.Model;
+
+/// <summary>Identifies an upload session: 32 lowercase hex characters, so it is safe as a path segment.</summary>
+public readonly record struct UploadId
+{
+    private UploadId(string value) => Value = value;
+
+    public string Value { get; }
+
+    public override string ToString() => Value;
+
+    public static UploadId New() => new(Guid.CreateVersion7().ToString("N"));
+
+    public static bool TryParse(string? value, out UploadId id)
+    {
+        id = default;
+        if (value is not { Length: 32 }) return false;
+        foreach (var c in value)
+            if (!char.IsAsciiDigit(c) && c is not (>= 'a' and <= 'f')) return false;
+        id = new UploadId(value);
+        return true;
+    }
+}
+
+/// <summary>What a manifest points at: blobs (config, layers) or other manifests (index entries).</summary>
+public enum ReferenceKind
+{
+    Blob = 0,
+    Manifest = 1,
+}
+
+public readonly record struct ManifestReference(Digest Target, ReferenceKind Kind);
+
+/// <summary>A stored manifest. Its bytes live in the blob store under <see cref="Digest"/>.</summary>
+public sealed record ManifestRecord(
+    Digest Digest,
+    string MediaType,
+    long Size,
+    string? ArtifactType,
+    Digest? Subject,
+    string? AnnotationsJson,
+    DateTimeOffset PushedAt);
+
+/// <summary>One page of a listing; <see cref="HasMore"/> says whether a next page exists.</summary>
+public sealed record Page<T>(IReadOnlyList<T> Items, bool HasMore);
+
+public sealed record UploadSession(UploadId Id, RepositoryName Repository, DateTimeOffset StartedAt);
+
+public enum PutManifestStatus
+{
+    Stored,
+    /// <summary>A referenced blob or child manifest is not in the repository.</summary>
+    MissingReference,
+}
+
+public readonly record struct PutManifestResult(PutManifestStatus Status, Digest? Missing = null);

@@ -1,0 +1,49 @@
+using Registry.Storage.Model;
+
+namespace Registry.Storage;
+
+/// <summary>
+/// The one owner of the on-disk layout. Every path is built here, from parsed value types only, so no input can
+/// name a path outside the root.
+/// <code>
+/// &lt;root&gt;/
+///   metadata.db                     SQLite (WAL): repositories, tags, manifests, blob links, referrers, uploads
+///   blobs/sha256/&lt;2 hex&gt;/&lt;hex&gt;      content, immutable, named by its digest (layers, configs, manifests)
+///   blobs/sha512/&lt;2 hex&gt;/&lt;hex&gt;
+///   uploads/&lt;upload id&gt;              bytes received so far for one upload session
+///   tmp/                            manifests being published (written, flushed, then renamed into blobs/)
+/// </code>
+/// </summary>
+public sealed class StorageLayout
+{
+    public StorageLayout(string root)
+    {
+        Root = Path.GetFullPath(root);
+        BlobsRoot = Path.Combine(Root, "blobs");
+        UploadsRoot = Path.Combine(Root, "uploads");
+        TempRoot = Path.Combine(Root, "tmp");
+        DatabasePath = Path.Combine(Root, "metadata.db");
+    }
+
+    public string Root { get; }
+    public string BlobsRoot { get; }
+    public string UploadsRoot { get; }
+    public string TempRoot { get; }
+    public string DatabasePath { get; }
+
+    public string BlobPath(Digest digest) =>
+        Path.Combine(BlobsRoot, digest.AlgorithmName, digest.Hex[..2], digest.Hex);
+
+    public string UploadPath(UploadId id) => Path.Combine(UploadsRoot, id.Value);
+
+    public string NewTempPath() => Path.Combine(TempRoot, Guid.NewGuid().ToString("N"));
+
+    /// <summary>Creates the folders; empties tmp/, which only ever holds writes that never completed.</summary>
+    public void Initialise()
+    {
+        Directory.CreateDirectory(BlobsRoot);
+        Directory.CreateDirectory(UploadsRoot);
+        if (Directory.Exists(TempRoot)) Directory.Delete(TempRoot, recursive: true);
+        Directory.CreateDirectory(TempRoot);
+    }
+}
