@@ -48,7 +48,7 @@ public sealed class RegistryServer : IAsyncDisposable
 
         var app = Registry.Api.RegistryApp.Create(["--urls", "http://127.0.0.1:0"], config);
         await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>()
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!
             .Addresses.First();
         return new RegistryServer(app, new Uri(address.TrimEnd('/') + "/"), storagePath);
     }
