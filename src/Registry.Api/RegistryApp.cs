@@ -14,7 +14,10 @@ public static class RegistryApp
 {
     public const string DefaultUrl = "http://0.0.0.0:5000";
 
-    public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null)
+    /// <param name="settings">Configuration that overrides every other source (tests).</param>
+    /// <param name="services">Last word on the services, e.g. a fake clock (tests).</param>
+    public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
@@ -33,7 +36,9 @@ public static class RegistryApp
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddRegistryStorage();
         builder.Services.AddSingleton<RegistryServices>();
-        builder.Services.AddHostedService<UploadJanitor>();
+        builder.Services.AddSingleton<UploadJanitor>();
+        builder.Services.AddHostedService(provider => provider.GetRequiredService<UploadJanitor>());
+        services?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.UseRegistryErrors();

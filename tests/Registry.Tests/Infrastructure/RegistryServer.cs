@@ -16,9 +16,12 @@ public sealed class RegistryServer : IAsyncDisposable
     private readonly WebApplication? _app;
     private bool _stopped;
 
-    private RegistryServer(WebApplication? app, Uri baseAddress, string? storagePath)
+    private readonly bool _ownsStorage;
+
+    private RegistryServer(WebApplication? app, Uri baseAddress, string? storagePath, bool ownsStorage = false)
     {
         _app = app;
+        _ownsStorage = ownsStorage;
         BaseAddress = baseAddress;
         StoragePath = storagePath;
     }
@@ -34,23 +37,28 @@ public sealed class RegistryServer : IAsyncDisposable
 
     public bool IsExternal => _app is null;
 
+    /// <summary>The in-process server's services (not for an external registry).</summary>
+    public IServiceProvider Services => _app?.Services ?? throw new InvalidOperationException("external registry");
+
     public static async Task<RegistryServer> StartAsync(
-        IDictionary<string, string?>? settings = null, string? storagePath = null)
+        IDictionary<string, string?>? settings = null, string? storagePath = null,
+        Action<IServiceCollection>? services = null)
     {
         var external = Environment.GetEnvironmentVariable("REGISTRY_TEST_URL");
-        if (!string.IsNullOrEmpty(external) && settings is null && storagePath is null)
+        if (!string.IsNullOrEmpty(external) && settings is null && storagePath is null && services is null)
             return new RegistryServer(null, new Uri(external.TrimEnd('/') + "/"), null);
 
+        var ownsStorage = storagePath is null;
         storagePath ??= Directory.CreateTempSubdirectory("registry-test-").FullName;
         var config = new Dictionary<string, string?> { ["Registry:Storage:Path"] = storagePath };
         if (settings is not null)
             foreach (var (key, value) in settings) config[key] = value;
 
-        var app = Registry.Api.RegistryApp.Create(["--urls", "http://127.0.0.1:0"], config);
+        var app = Registry.Api.RegistryApp.Create(["--urls", "http://127.0.0.1:0"], config, services);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!
             .Addresses.First();
-        return new RegistryServer(app, new Uri(address.TrimEnd('/') + "/"), storagePath);
+        return new RegistryServer(app, new Uri(address.TrimEnd('/') + "/"), storagePath, ownsStorage);
     }
 
     public HttpClient CreateClient() => new(new SocketsHttpHandler { AllowAutoRedirect = false })
@@ -60,7 +68,7 @@ public sealed class RegistryServer : IAsyncDisposable
         DefaultRequestHeaders = { Accept = { new MediaTypeWithQualityHeaderValue("*/*") } },
     };
 
-    /// <summary>Stops the server but keeps its storage, so a test can start a new one on it.</summary>
+    /// <summary>Stops the server but keeps its storage (a storage folder the caller passed in is never deleted), so a test can start a new one on it.</summary>
     public async Task StopAsync()
     {
         if (_app is null || _stopped) return;
@@ -73,7 +81,8 @@ public sealed class RegistryServer : IAsyncDisposable
     {
         if (_app is null) return;
         await StopAsync();
-        try { Directory.Delete(StoragePath!, recursive: true); } catch (IOException) { }
+        if (_ownsStorage)
+            try { Directory.Delete(StoragePath!, recursive: true); } catch (IOException) { }
     }
 }
 
