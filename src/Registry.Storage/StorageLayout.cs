@@ -38,12 +38,17 @@ public sealed class StorageLayout
 
     public string NewTempPath() => Path.Combine(TempRoot, Guid.NewGuid().ToString("N"));
 
-    /// <summary>Creates the folders; empties tmp/, which only ever holds writes that never completed.</summary>
+    /// <summary>Creates the folders.</summary>
     public void Initialise()
     {
         Directory.CreateDirectory(BlobsRoot);
         Directory.CreateDirectory(UploadsRoot);
-        if (Directory.Exists(TempRoot)) Directory.Delete(TempRoot, recursive: true);
         Directory.CreateDirectory(TempRoot);
+    }
+
+    /// <summary>Empties tmp/, which only ever holds writes that never completed. Only the server, at start-up.</summary>
+    public void ClearTemp()
+    {
+        foreach (var file in Directory.EnumerateFiles(TempRoot)) File.Delete(file);
     }
 }

@@ -8,8 +8,8 @@ using Registry.Storage.Model;
 namespace Registry.Api.Storage;
 
 /// <summary>
-/// Expires upload sessions that were never finished, and at start-up removes upload files that no session owns
-/// (a crash between the two steps of opening a session leaves one).
+/// Expires upload sessions that were never finished, and at start-up removes what a crash can leave behind: upload
+/// files that no session owns (a crash between the two steps of opening a session) and half-written manifests.
 /// </summary>
 internal sealed class UploadJanitor(IBlobStore blobs, IMetadataStore metadata, StorageLayout layout,
     IOptions<RegistryOptions> options, TimeProvider time, ILogger<UploadJanitor> logger) : BackgroundService
@@ -18,6 +18,7 @@ internal sealed class UploadJanitor(IBlobStore blobs, IMetadataStore metadata, S
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
+        layout.ClearTemp();
         await RemoveOrphanFilesAsync(cancellationToken);
         await base.StartAsync(cancellationToken);
     }

@@ -61,6 +61,12 @@ public interface IMetadataStore
     ValueTask<int> CountUploadsAsync(CancellationToken ct);
     ValueTask<IReadOnlyList<UploadId>> ListUploadsStartedBeforeAsync(DateTimeOffset cutoff, CancellationToken ct);
 
+    /// <summary>Every manifest of every repository (for verification).</summary>
+    IAsyncEnumerable<(RepositoryName Repository, Digest Digest)> ListManifestsAsync(CancellationToken ct);
+
+    /// <summary>The store's own consistency checks; empty when all is well.</summary>
+    ValueTask<IReadOnlyList<string>> CheckIntegrityAsync(CancellationToken ct);
+
     /// <summary>Every blob digest the metadata knows, with its recorded size (for verification).</summary>
     IAsyncEnumerable<(Digest Digest, long Size)> ListBlobsAsync(CancellationToken ct);
 }

@@ -468,4 +468,35 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         while (await reader.ReadAsync(ct))
             yield return (Digest.Parse(reader.GetString(0)), reader.GetInt64(1));
     }
+
+    public async IAsyncEnumerable<(RepositoryName Repository, Digest Digest)> ListManifestsAsync(
+        [EnumeratorCancellation] CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection,
+            "SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id ORDER BY r.name, m.digest");
+        using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            if (RepositoryName.TryParse(reader.GetString(0), out var name))
+                yield return (name, Digest.Parse(reader.GetString(1)));
+    }
+
+    public ValueTask<IReadOnlyList<string>> CheckIntegrityAsync(CancellationToken ct)
+    {
+        var problems = new List<string>();
+        using var connection = Open();
+        using (var integrity = Command(connection, "PRAGMA integrity_check"))
+        using (var reader = integrity.ExecuteReader())
+            while (reader.Read())
+                if (reader.GetString(0) != "ok") problems.Add($"sqlite integrity: {reader.GetString(0)}");
+        using (var foreignKeys = Command(connection, "PRAGMA foreign_key_check"))
+        using (var reader = foreignKeys.ExecuteReader())
+            while (reader.Read())
+                problems.Add($"dangling reference in table {reader.GetString(0)} (row {reader.GetValue(1)}) to {reader.GetString(2)}");
+        using (var names = Command(connection, "SELECT name FROM repositories"))
+        using (var reader = names.ExecuteReader())
+            while (reader.Read())
+                if (!RepositoryName.TryParse(reader.GetString(0), out _)) problems.Add($"invalid repository name '{reader.GetString(0)}'");
+        return ValueTask.FromResult<IReadOnlyList<string>>(problems);
+    }
 }
