@@ -1,6 +1,10 @@
 using Microsoft.Extensions.Options;
 using Registry.Api.Configuration;
 using Registry.Api.Endpoints;
+using Registry.Api.Extensions.Framework;
+using Registry.Api.Extensions.Oci;
+using Registry.Api.Extensions.Search;
+using Registry.Api.Extensions.TagDetails;
 using Registry.Api.Http;
 using Registry.Api.Storage;
 using Registry.Storage;
@@ -36,6 +40,13 @@ public static class RegistryApp
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddRegistryStorage();
         builder.Services.AddSingleton<RegistryServices>();
+        builder.Services.AddSingleton<IAccessPolicy, AllowAllPolicy>();
+        builder.Services.AddSingleton<ExtensionRouter>();
+
+        // Extensions: one line each (docs/extensions/).
+        builder.AddExtension<DiscoveryExtension>();
+        builder.AddExtension<SearchExtension>();
+        builder.AddExtension<TagDetailsExtension>();
         builder.Services.AddSingleton<UploadJanitor>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<UploadJanitor>());
         services?.Invoke(builder.Services);
@@ -43,6 +54,7 @@ public static class RegistryApp
         var app = builder.Build();
         app.UseRegistryErrors();
         app.MapRegistryApi();
+        app.MapExtensionDocs();
         app.MapFallback(() => new RegistryError(ErrorCode.NotFound));
         return app;
     }
@@ -57,8 +69,8 @@ public static class RegistryApp
         });
         services.AddSingleton<IBlobStore>(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
             provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
-        services.AddSingleton<IMetadataStore>(provider =>
-            new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
+        services.AddSingleton(provider => new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
+        services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
         return services;
     }
 }

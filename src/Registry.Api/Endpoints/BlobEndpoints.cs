@@ -38,9 +38,10 @@ internal static class BlobEndpoints
     }
 
     // spec: spec.md#deleting-blobs. Removes the link from this repository; other repositories keep the content.
-    public static async Task<IResult> Delete(RepositoryName name, string argument, RegistryServices services,
-        CancellationToken ct)
+    public static async Task<IResult> Delete(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
     {
+        var ct = context.RequestAborted;
         if (!services.Options.Deletion.Enabled) return RegistryApi.Unsupported();
         if (!Digest.TryParse(argument, out var digest))
             return new RegistryError(ErrorCode.DigestInvalid, $"invalid digest '{argument}'");

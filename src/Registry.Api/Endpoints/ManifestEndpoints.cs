@@ -139,9 +139,10 @@ internal static class ManifestEndpoints
     }
 
     // spec: spec.md#deleting-manifests. By digest: the manifest and all its tags. By tag: only the tag.
-    public static async Task<IResult> Delete(RepositoryName name, string argument, RegistryServices services,
-        CancellationToken ct)
+    public static async Task<IResult> Delete(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
     {
+        var ct = context.RequestAborted;
         if (!services.Options.Deletion.Enabled) return RegistryApi.Unsupported();
         if (ParseReference(argument) is { } invalid) return invalid;
         Reference.TryParse(argument, out var reference);

@@ -1,12 +1,16 @@
+using Registry.Api.Extensions.Framework;
 using Registry.Api.Http;
 using Registry.Storage.Model;
 
 namespace Registry.Api.Endpoints;
 
+internal delegate Task<IResult> RepositoryHandler(HttpContext context, RepositoryName name, string argument,
+    RegistryServices services);
+
 /// <summary>
 /// The <c>/v2</c> route group. Repository names contain slashes, so everything below <c>/v2/</c> except the fixed
 /// routes goes through one catch-all that <see cref="RegistryPath"/> splits; the handler is then picked by kind and
-/// method, and a known path with another method is 405 UNSUPPORTED.
+/// method (a known path with another method is 405 UNSUPPORTED), its declared access is checked, and it runs.
 /// </summary>
 internal static class RegistryApi
 {
@@ -14,52 +18,59 @@ internal static class RegistryApi
     {
         var v2 = routes.MapGroup("/v2");
         // spec: spec.md#determining-support
-        v2.Map("/", Base);
-        // spec: spec.md (listing repositories is not in the spec; this is distribution's /v2/_catalog)
-        v2.Map("/_catalog", (HttpContext context, RegistryServices services) =>
-            IsRead(context) ? CatalogEndpoints.List(context, services) : Task.FromResult(Unsupported()));
-        v2.Map("/{**path}", (HttpContext context, string? path, RegistryServices services) =>
-            Dispatch(context, path ?? "", services));
+        v2.Map("/", (HttpContext context) =>
+            IsRead(context)
+                ? Responses.Json(writer => { writer.WriteStartObject(); writer.WriteEndObject(); })
+                : Unsupported());
+        // distribution's /v2/_catalog (reserved by the spec's extensions/README.md)
+        v2.Map("/_catalog", async (HttpContext context, RegistryServices services, IAccessPolicy policy) =>
+        {
+            if (!IsRead(context)) return Unsupported();
+            if (!await policy.IsAllowedAsync(context, new AccessRequest(null, RequiredAccess.RegistryRead))) return Denied();
+            return await CatalogEndpoints.List(context, services);
+        });
+        v2.Map("/{**path}", (HttpContext context, string? path, RegistryServices services, IAccessPolicy policy,
+            ExtensionRouter extensions) => Dispatch(context, path ?? "", services, policy, extensions));
         return routes;
     }
 
-    private static IResult Base(HttpContext context) =>
-        IsRead(context)
-            ? Responses.Json(writer => { writer.WriteStartObject(); writer.WriteEndObject(); })
-            : Unsupported();
-
-    private static bool IsRead(HttpContext context) =>
+    internal static bool IsRead(HttpContext context) =>
         HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
 
     internal static IResult Unsupported() => new RegistryError(ErrorCode.Unsupported);
 
-    private static Task<IResult> Dispatch(HttpContext context, string path, RegistryServices services)
-    {
-        if (RegistryPath.Parse(path) is not { } route)
-            return Task.FromResult<IResult>(new RegistryError(ErrorCode.NotFound));
-        if (route.Kind == RouteKind.Extension)
-            return Task.FromResult<IResult>(new RegistryError(ErrorCode.ExtensionUnknown));
-        if (!RepositoryName.TryParse(route.Name, out var name))
-            return Task.FromResult<IResult>(new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{route.Name}'"));
+    internal static IResult Denied() => new RegistryError(ErrorCode.Denied);
 
-        var method = context.Request.Method;
-        var get = HttpMethods.IsGet(method);
-        var head = HttpMethods.IsHead(method);
-        return route.Kind switch
+    private static async Task<IResult> Dispatch(HttpContext context, string path, RegistryServices services,
+        IAccessPolicy policy, ExtensionRouter extensions)
+    {
+        if (RegistryPath.Parse(path) is not { } route) return new RegistryError(ErrorCode.NotFound);
+        if (route.Kind == RouteKind.Extension) return await extensions.DispatchAsync(context, route, services, policy);
+        if (!RepositoryName.TryParse(route.Name, out var name))
+            return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{route.Name}'");
+        if (Select(route.Kind, context.Request.Method) is not var (handler, access)) return Unsupported();
+        if (!await policy.IsAllowedAsync(context, new AccessRequest(name, access))) return Denied();
+        return await handler(context, name, route.Argument, services);
+    }
+
+    private static (RepositoryHandler, RequiredAccess)? Select(RouteKind kind, string method)
+    {
+        var read = HttpMethods.IsGet(method) || HttpMethods.IsHead(method);
+        return kind switch
         {
-            RouteKind.Manifest when get || head => ManifestEndpoints.Get(context, name, route.Argument, services),
-            RouteKind.Manifest when HttpMethods.IsPut(method) => ManifestEndpoints.Put(context, name, route.Argument, services),
-            RouteKind.Manifest when HttpMethods.IsDelete(method) => ManifestEndpoints.Delete(name, route.Argument, services, context.RequestAborted),
-            RouteKind.Blob when get || head => BlobEndpoints.Get(context, name, route.Argument, services),
-            RouteKind.Blob when HttpMethods.IsDelete(method) => BlobEndpoints.Delete(name, route.Argument, services, context.RequestAborted),
-            RouteKind.UploadStart when HttpMethods.IsPost(method) => UploadEndpoints.Start(context, name, services),
-            RouteKind.Upload when get => UploadEndpoints.Status(context, name, route.Argument, services),
-            RouteKind.Upload when HttpMethods.IsPatch(method) => UploadEndpoints.Patch(context, name, route.Argument, services),
-            RouteKind.Upload when HttpMethods.IsPut(method) => UploadEndpoints.Finish(context, name, route.Argument, services),
-            RouteKind.Upload when HttpMethods.IsDelete(method) => UploadEndpoints.Cancel(context, name, route.Argument, services),
-            RouteKind.Tags when get || head => TagEndpoints.List(context, name, services),
-            RouteKind.Referrers when get || head => ReferrerEndpoints.List(context, name, route.Argument, services),
-            _ => Task.FromResult(Unsupported()),
+            RouteKind.Manifest when read => (ManifestEndpoints.Get, RequiredAccess.Pull),
+            RouteKind.Manifest when HttpMethods.IsPut(method) => (ManifestEndpoints.Put, RequiredAccess.Push),
+            RouteKind.Manifest when HttpMethods.IsDelete(method) => (ManifestEndpoints.Delete, RequiredAccess.Delete),
+            RouteKind.Blob when read => (BlobEndpoints.Get, RequiredAccess.Pull),
+            RouteKind.Blob when HttpMethods.IsDelete(method) => (BlobEndpoints.Delete, RequiredAccess.Delete),
+            RouteKind.UploadStart when HttpMethods.IsPost(method) => (UploadEndpoints.Start, RequiredAccess.Push),
+            RouteKind.Upload when HttpMethods.IsGet(method) => (UploadEndpoints.Status, RequiredAccess.Push),
+            RouteKind.Upload when HttpMethods.IsPatch(method) => (UploadEndpoints.Patch, RequiredAccess.Push),
+            RouteKind.Upload when HttpMethods.IsPut(method) => (UploadEndpoints.Finish, RequiredAccess.Push),
+            RouteKind.Upload when HttpMethods.IsDelete(method) => (UploadEndpoints.Cancel, RequiredAccess.Push),
+            RouteKind.Tags when read => (TagEndpoints.List, RequiredAccess.Pull),
+            RouteKind.Referrers when read => (ReferrerEndpoints.List, RequiredAccess.Pull),
+            _ => null,
         };
     }
 }

@@ -6,7 +6,8 @@ namespace Registry.Api.Endpoints;
 internal static class TagEndpoints
 {
     // spec: spec.md#listing-tags
-    public static async Task<IResult> List(HttpContext context, RepositoryName name, RegistryServices services)
+    public static async Task<IResult> List(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
     {
         var ct = context.RequestAborted;
         if (!Responses.TryReadPagination(context.Request, services.Options.Pagination.MaxPageSize, out var n, out var last))

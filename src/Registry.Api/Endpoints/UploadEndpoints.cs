@@ -13,7 +13,8 @@ internal static class UploadEndpoints
 {
     // spec: spec.md#pushing-blobs: POST starts a session, POST ?digest= is a single-request upload, and
     // POST ?mount=&from= mounts a blob from another repository (from omitted: any repository holding it).
-    public static async Task<IResult> Start(HttpContext context, RepositoryName name, RegistryServices services)
+    public static async Task<IResult> Start(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services)
     {
         var ct = context.RequestAborted;
         var query = context.Request.Query;

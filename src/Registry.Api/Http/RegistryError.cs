@@ -22,6 +22,7 @@ internal sealed record ErrorCode(string Code, int Status, string Message)
     public static readonly ErrorCode NotFound = new("NOT_FOUND", 404, "no such endpoint");
     public static readonly ErrorCode StorageFull = new("INSUFFICIENT_STORAGE", 507, "the registry's storage is full");
     public static readonly ErrorCode PaginationInvalid = new("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested");
+    public static readonly ErrorCode Denied = new("DENIED", 403, "requested access to the resource is denied");
     public static readonly ErrorCode ExtensionUnknown = new("EXTENSION_UNKNOWN", 404, "extension unknown to registry");
 }
 

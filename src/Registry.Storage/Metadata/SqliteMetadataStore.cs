@@ -83,6 +83,9 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         _writeLock.Dispose();
     }
 
+    /// <summary>A new connection with the store's settings, for read models that extensions keep beside the core tables.</summary>
+    public SqliteConnection OpenConnection() => Open();
+
     private SqliteConnection Open()
     {
         var connection = new SqliteConnection(_connectionString);

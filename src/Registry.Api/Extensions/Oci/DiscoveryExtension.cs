@@ -1,0 +1,53 @@
+using System.Text.Json;
+using Registry.Api.Extensions.Framework;
+using Registry.Api.Http;
+
+namespace Registry.Api.Extensions.Oci;
+
+/// <summary>
+/// <c>GET /v2/_oci/ext/discover</c> and <c>GET /v2/&lt;name&gt;/_oci/ext/discover</c> (spec: extensions/_oci.md): every
+/// enabled extension namespace with the endpoints it serves at that scope, each as a path relative to the scope's
+/// base (<c>/v2/</c> or <c>/v2/&lt;name&gt;/</c>), e.g. <c>_oci/ext/discover</c>.
+/// </summary>
+internal sealed class DiscoveryExtension : RegistryExtension
+{
+    public override string Key => "Discovery";
+    public override ExtensionNamespace Namespace => ExtensionNamespace.Oci;
+    public override string Document => "_oci.md";
+
+    public override IEnumerable<ExtensionEndpoint> Endpoints =>
+    [
+        new(ExtensionScope.Registry, "ext", "discover", HttpMethods.Get, RequiredAccess.RegistryRead,
+            request => Task.FromResult(Discover(request, ExtensionScope.Registry))),
+        new(ExtensionScope.Repository, "ext", "discover", HttpMethods.Get, RequiredAccess.Pull,
+            request => Task.FromResult(Discover(request, ExtensionScope.Repository))),
+    ];
+
+    private static IResult Discover(ExtensionRequest request, ExtensionScope scope)
+    {
+        var router = request.RequestServices.GetRequiredService<ExtensionRouter>();
+        var namespaces = router.Extensions
+            .SelectMany(e => e.Endpoints.Where(p => p.Scope == scope).Select(p => (e.Namespace, Path: p.PathIn(e.Namespace))))
+            .GroupBy(x => x.Namespace)
+            .OrderBy(g => g.Key.Name, StringComparer.Ordinal);
+        return Responses.Json(writer =>
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("extensions");
+            foreach (var group in namespaces)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", group.Key.Name);
+                writer.WriteString("url", ExtensionRegistration.DocumentUrl(request.Http.Request, group.Key.Document));
+                writer.WriteString("description", group.Key.Description);
+                writer.WriteStartArray("endpoints");
+                foreach (var path in group.Select(x => x.Path).Distinct().Order(StringComparer.Ordinal))
+                    writer.WriteStringValue(path);
+                writer.WriteEndArray();
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        });
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Registry.Api.Extensions.Framework;
+using Registry.Api.Http;
+using Registry.Storage.Metadata;
+
+namespace Registry.Api.Extensions.Search;
+
+/// <summary>
+/// <c>GET /v2/_registry/search/repositories</c>: repositories by name substring (<c>q</c>) or prefix (<c>prefix</c>),
+/// optionally only those holding a manifest of an <c>artifactType</c> or <c>mediaType</c>; each hit with its tag
+/// count, deduplicated size and last push time. Paginated like the tags list. Doc: docs/extensions/_registry/search.md.
+/// </summary>
+internal sealed class SearchExtension : RegistryExtension
+{
+    public override string Key => "Search";
+    public override ExtensionNamespace Namespace => ExtensionNamespace.Registry;
+    public override string Document => "_registry/search.md";
+
+    public const string MediaType = "application/vnd.registry.search.v1+json";
+
+    public override IEnumerable<ExtensionEndpoint> Endpoints =>
+    [
+        new(ExtensionScope.Registry, "search", "repositories", HttpMethods.Get, RequiredAccess.RegistryRead, SearchAsync),
+    ];
+
+    private sealed record Hit(string Name, long TagCount, long Size, DateTimeOffset? LastPushed);
+
+    private static Task<IResult> SearchAsync(ExtensionRequest request)
+    {
+        var http = request.Http.Request;
+        if (!Responses.TryReadPagination(http, request.Services.Options.Pagination.MaxPageSize, out var n, out var last))
+            return Task.FromResult<IResult>(new RegistryError(ErrorCode.PaginationInvalid));
+        var q = http.Query["q"].FirstOrDefault()?.ToLowerInvariant();
+        var prefix = http.Query["prefix"].FirstOrDefault()?.ToLowerInvariant();
+        var artifactType = http.Query["artifactType"].FirstOrDefault();
+        var mediaType = http.Query["mediaType"].FirstOrDefault();
+
+        var store = request.RequestServices.GetRequiredService<SqliteMetadataStore>();
+        var hits = new List<Hit>();
+        if (n > 0)
+        {
+            using var connection = store.OpenConnection();
+            using var command = connection.CreateCommand();
+            command.CommandText = """
+                SELECT r.name,
+                  (SELECT count(*) FROM tags t WHERE t.repository_id = r.id),
+                  (SELECT coalesce(sum(b.size), 0) FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                     WHERE rb.repository_id = r.id)
+                  + (SELECT coalesce(sum(m.size), 0) FROM manifests m WHERE m.repository_id = r.id),
+                  (SELECT max(m.pushed_at) FROM manifests m WHERE m.repository_id = r.id)
+                FROM repositories r
+                WHERE r.name > $last
+                  AND ($q IS NULL OR instr(r.name, $q) > 0)
+                  AND ($prefix IS NULL OR substr(r.name, 1, length($prefix)) = $prefix)
+                  AND ($artifactType IS NULL OR EXISTS (SELECT 1 FROM manifests m
+                        WHERE m.repository_id = r.id AND m.artifact_type = $artifactType))
+                  AND ($mediaType IS NULL OR EXISTS (SELECT 1 FROM manifests m
+                        WHERE m.repository_id = r.id AND m.media_type = $mediaType))
+                ORDER BY r.name LIMIT $limit
+                """;
+            Add(command, "$last", last ?? "");
+            Add(command, "$q", q);
+            Add(command, "$prefix", prefix);
+            Add(command, "$artifactType", artifactType);
+            Add(command, "$mediaType", mediaType);
+            command.Parameters.AddWithValue("$limit", n + 1);
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+                hits.Add(new Hit(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2),
+                    reader.IsDBNull(3) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+        }
+        var more = hits.Count > n;
+        if (more) hits.RemoveAt(hits.Count - 1);
+
+        return Task.FromResult(Responses.Json(writer =>
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("repositories");
+            foreach (var hit in hits)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", hit.Name);
+                writer.WriteNumber("tagCount", hit.TagCount);
+                writer.WriteNumber("size", hit.Size);
+                if (hit.LastPushed is { } pushed) writer.WriteString("lastPushed", pushed);
+                else writer.WriteNull("lastPushed");
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }, MediaType, response =>
+        {
+            if (!more) return;
+            var query = QueryString.Create(new Dictionary<string, string?>
+            {
+                ["q"] = q, ["prefix"] = prefix, ["artifactType"] = artifactType, ["mediaType"] = mediaType,
+                ["n"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture), ["last"] = hits[^1].Name,
+            }.Where(p => p.Value is not null));
+            response.Headers.Link = $"</v2/_registry/search/repositories{query}>; rel=\"next\"";
+        }));
+    }
+
+    private static void Add(SqliteCommand command, string name, string? value) =>
+        command.Parameters.AddWithValue(name, (object?)value ?? DBNull.Value);
+}

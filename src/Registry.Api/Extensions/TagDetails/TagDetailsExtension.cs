@@ -1,0 +1,99 @@
+using System.Text.Json;
+using Registry.Api.Extensions.Framework;
+using Registry.Api.Http;
+using Registry.Storage.Metadata;
+using Registry.Storage.Model;
+
+namespace Registry.Api.Extensions.TagDetails;
+
+/// <summary>
+/// <c>GET /v2/&lt;name&gt;/_registry/tags/details</c>: every tag with its manifest's digest, media type, artifact type,
+/// total size, platforms, creation time (from the image config) and push time, in one paginated request instead of
+/// one per tag. Doc: docs/extensions/_registry/tags.md.
+/// </summary>
+internal sealed class TagDetailsExtension : RegistryExtension
+{
+    public override string Key => "TagDetails";
+    public override ExtensionNamespace Namespace => ExtensionNamespace.Registry;
+    public override string Document => "_registry/tags.md";
+
+    public const string MediaType = "application/vnd.registry.tag-details.v1+json";
+
+    public override void ConfigureServices(IServiceCollection services, IConfigurationSection options) =>
+        services.AddSingleton<ManifestSummaries>();
+
+    public override IEnumerable<ExtensionEndpoint> Endpoints =>
+    [
+        new(ExtensionScope.Repository, "tags", "details", HttpMethods.Get, RequiredAccess.Pull, DetailsAsync),
+    ];
+
+    private sealed record TagRow(string Tag, Digest Digest, string MediaType, string? ArtifactType, long ManifestSize,
+        DateTimeOffset Pushed);
+
+    private static async Task<IResult> DetailsAsync(ExtensionRequest request)
+    {
+        var repository = request.Repository!.Value;
+        if (!Responses.TryReadPagination(request.Http.Request, request.Services.Options.Pagination.MaxPageSize,
+                out var n, out var last))
+            return new RegistryError(ErrorCode.PaginationInvalid);
+
+        var rows = new List<TagRow>();
+        if (n > 0)
+        {
+            using var connection = request.RequestServices.GetRequiredService<SqliteMetadataStore>().OpenConnection();
+            using var command = connection.CreateCommand();
+            command.CommandText = """
+                SELECT t.name, m.digest, m.media_type, m.artifact_type, m.size, t.updated_at
+                FROM tags t
+                JOIN repositories r ON r.id = t.repository_id
+                JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+                WHERE r.name = $name AND t.name > $last
+                ORDER BY t.name LIMIT $limit
+                """;
+            command.Parameters.AddWithValue("$name", repository.Value);
+            command.Parameters.AddWithValue("$last", last ?? "");
+            command.Parameters.AddWithValue("$limit", n + 1);
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+                rows.Add(new TagRow(reader.GetString(0), Digest.Parse(reader.GetString(1)), reader.GetString(2),
+                    reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetInt64(4),
+                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5))));
+        }
+        var more = rows.Count > n;
+        if (more) rows.RemoveAt(rows.Count - 1);
+
+        var summaries = request.RequestServices.GetRequiredService<ManifestSummaries>();
+        var details = new List<(TagRow Row, ManifestSummary Summary)>(rows.Count);
+        foreach (var row in rows)
+            details.Add((row, await summaries.GetAsync(row.Digest, request.Aborted)));
+
+        return Responses.Json(writer =>
+        {
+            writer.WriteStartObject();
+            writer.WriteString("name", repository.Value);
+            writer.WriteStartArray("tags");
+            foreach (var (row, summary) in details)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", row.Tag);
+                writer.WriteString("digest", row.Digest.ToString());
+                writer.WriteString("mediaType", row.MediaType);
+                if (row.ArtifactType is null) writer.WriteNull("artifactType");
+                else writer.WriteString("artifactType", row.ArtifactType);
+                writer.WriteNumber("size", summary.TotalSize);
+                writer.WriteStartArray("platforms");
+                foreach (var platform in summary.Platforms) platform.WriteTo(writer);
+                writer.WriteEndArray();
+                if (summary.Created is null) writer.WriteNull("created");
+                else writer.WriteString("created", summary.Created);
+                writer.WriteString("pushed", row.Pushed);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }, MediaType, response =>
+        {
+            if (more) Responses.NextLink(response, $"/v2/{repository}/_registry/tags/details", n, rows[^1].Tag);
+        });
+    }
+}
