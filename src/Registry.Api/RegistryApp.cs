@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Registry.Api.Configuration;
 using Registry.Api.Endpoints;
+using Registry.Api.Extensions.Events;
 using Registry.Api.Extensions.Framework;
 using Registry.Api.Extensions.Oci;
 using Registry.Api.Extensions.Search;
@@ -47,8 +48,9 @@ public static class RegistryApp
         builder.AddExtension<DiscoveryExtension>();
         builder.AddExtension<SearchExtension>();
         builder.AddExtension<TagDetailsExtension>();
-        builder.Services.AddSingleton<UploadJanitor>();
-        builder.Services.AddHostedService(provider => provider.GetRequiredService<UploadJanitor>());
+        builder.AddExtension<EventsExtension>();
+        builder.Services.AddSingleton<StorageJanitor>();
+        builder.Services.AddHostedService(provider => provider.GetRequiredService<StorageJanitor>());
         services?.Invoke(builder.Services);
 
         var app = builder.Build();

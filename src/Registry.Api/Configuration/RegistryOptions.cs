@@ -15,6 +15,13 @@ public sealed class RegistryOptions
     public UploadSettings Uploads { get; set; } = new();
     public ManifestSettings Manifests { get; set; } = new();
     public PaginationSettings Pagination { get; set; } = new();
+    public EventSettings Events { get; set; } = new();
+
+    public sealed class EventSettings
+    {
+        /// <summary>How long the event outbox keeps an event (for SSE resumption and webhook catch-up).</summary>
+        public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+    }
 
     public sealed class StorageSettings
     {
@@ -66,6 +73,8 @@ internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOption
             errors.Add("Registry:Uploads:Expiry must be positive (e.g. 24:00:00).");
         if (options.Manifests.MaxSize < 4 * 1024 * 1024)
             errors.Add("Registry:Manifests:MaxSize must be at least 4194304 (4 MiB), as the spec asks.");
+        if (options.Events.Retention <= TimeSpan.Zero)
+            errors.Add("Registry:Events:Retention must be positive (e.g. 7.00:00:00).");
         if (options.Pagination.MaxPageSize < 1)
             errors.Add("Registry:Pagination:MaxPageSize must be at least 1.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

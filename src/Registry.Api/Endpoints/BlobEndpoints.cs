@@ -45,7 +45,7 @@ internal static class BlobEndpoints
         if (!services.Options.Deletion.Enabled) return RegistryApi.Unsupported();
         if (!Digest.TryParse(argument, out var digest))
             return new RegistryError(ErrorCode.DigestInvalid, $"invalid digest '{argument}'");
-        if (!await services.Metadata.UnlinkBlobAsync(name, digest, ct))
+        if (!await services.Metadata.UnlinkBlobAsync(name, digest, services.Time.GetUtcNow(), ct))
             return new RegistryError(ErrorCode.BlobUnknown, digest.ToString());
         return Responses.Empty(StatusCodes.Status202Accepted, _ => { });
     }

@@ -147,8 +147,8 @@ internal static class ManifestEndpoints
         if (ParseReference(argument) is { } invalid) return invalid;
         Reference.TryParse(argument, out var reference);
         var deleted = reference.Digest is { } digest
-            ? await services.Metadata.DeleteManifestAsync(name, digest, ct)
-            : await services.Metadata.DeleteTagAsync(name, reference.Tag!.Value, ct);
+            ? await services.Metadata.DeleteManifestAsync(name, digest, services.Time.GetUtcNow(), ct)
+            : await services.Metadata.DeleteTagAsync(name, reference.Tag!.Value, services.Time.GetUtcNow(), ct);
         return deleted
             ? Responses.Empty(StatusCodes.Status202Accepted, _ => { })
             : await UnknownManifest(name, services, ct);

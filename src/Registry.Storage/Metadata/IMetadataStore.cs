@@ -23,7 +23,7 @@ public interface IMetadataStore
     ValueTask LinkBlobAsync(RepositoryName repository, Digest digest, long size, DateTimeOffset now, CancellationToken ct);
 
     /// <summary>Removes the repository's link to the blob; the content stays for other repositories.</summary>
-    ValueTask<bool> UnlinkBlobAsync(RepositoryName repository, Digest digest, CancellationToken ct);
+    ValueTask<bool> UnlinkBlobAsync(RepositoryName repository, Digest digest, DateTimeOffset now, CancellationToken ct);
 
     ValueTask<ManifestRecord?> GetManifestAsync(RepositoryName repository, Reference reference, CancellationToken ct);
 
@@ -39,10 +39,25 @@ public interface IMetadataStore
         IReadOnlyList<ManifestReference> references, IReadOnlyList<Tag> tags, CancellationToken ct);
 
     /// <summary>Deletes the manifest and every tag pointing at it.</summary>
-    ValueTask<bool> DeleteManifestAsync(RepositoryName repository, Digest digest, CancellationToken ct);
+    ValueTask<bool> DeleteManifestAsync(RepositoryName repository, Digest digest, DateTimeOffset now, CancellationToken ct);
 
     /// <summary>Deletes only the tag.</summary>
-    ValueTask<bool> DeleteTagAsync(RepositoryName repository, Tag tag, CancellationToken ct);
+    ValueTask<bool> DeleteTagAsync(RepositoryName repository, Tag tag, DateTimeOffset now, CancellationToken ct);
+
+    // The outbox: every change above also appends its events (repository creation, manifest push, tag creation,
+    // update and deletion, manifest and blob deletion) in the same transaction, so the events are exactly the changes.
+
+    /// <summary>Events with an id above <paramref name="afterId"/>, oldest first.</summary>
+    ValueTask<IReadOnlyList<RegistryEvent>> ReadEventsAsync(long afterId, int limit, CancellationToken ct);
+
+    /// <summary>The newest event's id, 0 when there is none.</summary>
+    ValueTask<long> LatestEventIdAsync(CancellationToken ct);
+
+    /// <summary>Completes when the next change is committed (a hint to read events again, not a guarantee of one).</summary>
+    Task WaitForChangeAsync(CancellationToken ct);
+
+    /// <summary>Removes events older than <paramref name="before"/>.</summary>
+    ValueTask<int> PruneEventsAsync(DateTimeOffset before, CancellationToken ct);
 
     /// <summary>Tags in lexical order after <paramref name="last"/>.</summary>
     ValueTask<Page<string>> ListTagsAsync(RepositoryName repository, int limit, string? last, CancellationToken ct);

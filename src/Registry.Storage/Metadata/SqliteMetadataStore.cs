@@ -57,10 +57,21 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             repository TEXT NOT NULL,
             started_at INTEGER NOT NULL) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS uploads_by_start ON uploads(started_at);
+        CREATE TABLE IF NOT EXISTS events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            digest TEXT,
+            tag TEXT,
+            media_type TEXT,
+            size INTEGER);
+        CREATE INDEX IF NOT EXISTS events_by_time ON events(at);
         """;
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public SqliteMetadataStore(string databasePath)
     {
@@ -119,6 +130,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             using var tx = connection.BeginTransaction(deferred: false);
             var result = work(connection, tx);
             tx.Commit();
+            Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
+                .TrySetResult();
             return result;
         }
         finally
@@ -142,7 +155,27 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         using var command = Command(connection, "INSERT INTO repositories(name, created_at) VALUES ($name, $now) RETURNING id", tx);
         command.Parameters.AddWithValue("$name", repository.Value);
         command.Parameters.AddWithValue("$now", now);
-        return (long)command.ExecuteScalar()!;
+        var created = (long)command.ExecuteScalar()!;
+        AddEvent(connection, tx, now, EventActions.RepositoryCreate, repository);
+        return created;
+    }
+
+    /// <summary>Appends to the outbox inside the caller's transaction: the event exists if and only if the change does.</summary>
+    private static void AddEvent(SqliteConnection connection, SqliteTransaction tx, long now, string action,
+        RepositoryName repository, Digest? digest = null, string? tag = null, string? mediaType = null, long? size = null)
+    {
+        using var command = Command(connection, """
+            INSERT INTO events(at, action, repository, digest, tag, media_type, size)
+            VALUES ($now, $action, $repo, $digest, $tag, $mediaType, $size)
+            """, tx);
+        command.Parameters.AddWithValue("$now", now);
+        command.Parameters.AddWithValue("$action", action);
+        command.Parameters.AddWithValue("$repo", repository.Value);
+        command.Parameters.AddWithValue("$digest", (object?)digest?.ToString() ?? DBNull.Value);
+        command.Parameters.AddWithValue("$tag", (object?)tag ?? DBNull.Value);
+        command.Parameters.AddWithValue("$mediaType", (object?)mediaType ?? DBNull.Value);
+        command.Parameters.AddWithValue("$size", (object?)size ?? DBNull.Value);
+        command.ExecuteNonQuery();
     }
 
     private static void EnsureBlob(SqliteConnection connection, SqliteTransaction tx, Digest digest, long size, long now)
@@ -200,7 +233,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             return true;
         }, ct).AsTask());
 
-    public ValueTask<bool> UnlinkBlobAsync(RepositoryName repository, Digest digest, CancellationToken ct) =>
+    public ValueTask<bool> UnlinkBlobAsync(RepositoryName repository, Digest digest, DateTimeOffset now, CancellationToken ct) =>
         WriteAsync((connection, tx) =>
         {
             using var command = Command(connection, """
@@ -209,7 +242,9 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
                 """, tx);
             command.Parameters.AddWithValue("$name", repository.Value);
             command.Parameters.AddWithValue("$digest", digest.ToString());
-            return command.ExecuteNonQuery() > 0;
+            if (command.ExecuteNonQuery() == 0) return false;
+            AddEvent(connection, tx, Ms(now), EventActions.BlobDelete, repository, digest);
+            return true;
         }, ct);
 
     private const string ManifestColumns = "m.digest, m.media_type, m.size, m.artifact_type, m.subject, m.annotations, m.pushed_at";
@@ -310,8 +345,20 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
                 }
             }
 
+            AddEvent(connection, tx, now, EventActions.ManifestPush, repository, manifest.Digest,
+                tags.Count > 0 ? tags[0].Value : null, manifest.MediaType, manifest.Size);
             foreach (var tag in tags)
             {
+                using (var previous = Command(connection,
+                           "SELECT digest FROM tags WHERE repository_id = $repo AND name = $name", tx))
+                {
+                    previous.Parameters.AddWithValue("$repo", repositoryId);
+                    previous.Parameters.AddWithValue("$name", tag.Value);
+                    var before = previous.ExecuteScalar() as string;
+                    if (before != manifest.Digest.ToString())
+                        AddEvent(connection, tx, now, before is null ? EventActions.TagCreate : EventActions.TagUpdate,
+                            repository, manifest.Digest, tag.Value, manifest.MediaType, manifest.Size);
+                }
                 using var upsert = Command(connection, """
                     INSERT INTO tags(repository_id, name, digest, updated_at) VALUES ($repo, $name, $digest, $now)
                     ON CONFLICT(repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
@@ -325,10 +372,20 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             return new PutManifestResult(PutManifestStatus.Stored);
         }, ct);
 
-    public ValueTask<bool> DeleteManifestAsync(RepositoryName repository, Digest digest, CancellationToken ct) =>
+    public ValueTask<bool> DeleteManifestAsync(RepositoryName repository, Digest digest, DateTimeOffset now,
+        CancellationToken ct) =>
         WriteAsync((connection, tx) =>
         {
             if (RepositoryId(connection, repository, tx) is not { } repositoryId) return false;
+            var tags = new List<string>();
+            using (var select = Command(connection,
+                       "SELECT name FROM tags WHERE repository_id = $repo AND digest = $digest ORDER BY name", tx))
+            {
+                select.Parameters.AddWithValue("$repo", repositoryId);
+                select.Parameters.AddWithValue("$digest", digest.ToString());
+                using var reader = select.ExecuteReader();
+                while (reader.Read()) tags.Add(reader.GetString(0));
+            }
             foreach (var sql in new[]
                      {
                          "DELETE FROM tags WHERE repository_id = $repo AND digest = $digest",
@@ -343,18 +400,60 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             using var delete = Command(connection, "DELETE FROM manifests WHERE repository_id = $repo AND digest = $digest", tx);
             delete.Parameters.AddWithValue("$repo", repositoryId);
             delete.Parameters.AddWithValue("$digest", digest.ToString());
-            return delete.ExecuteNonQuery() > 0;
+            if (delete.ExecuteNonQuery() == 0) return false;
+            foreach (var tag in tags) AddEvent(connection, tx, Ms(now), EventActions.TagDelete, repository, digest, tag);
+            AddEvent(connection, tx, Ms(now), EventActions.ManifestDelete, repository, digest);
+            return true;
         }, ct);
 
-    public ValueTask<bool> DeleteTagAsync(RepositoryName repository, Tag tag, CancellationToken ct) =>
+    public ValueTask<bool> DeleteTagAsync(RepositoryName repository, Tag tag, DateTimeOffset now, CancellationToken ct) =>
         WriteAsync((connection, tx) =>
         {
             using var command = Command(connection, """
                 DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $name) AND name = $tag
+                RETURNING digest
                 """, tx);
             command.Parameters.AddWithValue("$name", repository.Value);
             command.Parameters.AddWithValue("$tag", tag.Value);
-            return command.ExecuteNonQuery() > 0;
+            if (command.ExecuteScalar() is not string digest) return false;
+            AddEvent(connection, tx, Ms(now), EventActions.TagDelete, repository, Digest.Parse(digest), tag.Value);
+            return true;
+        }, ct);
+
+    public async ValueTask<IReadOnlyList<RegistryEvent>> ReadEventsAsync(long afterId, int limit, CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, """
+            SELECT id, at, action, repository, digest, tag, media_type, size FROM events
+            WHERE id > $after ORDER BY id LIMIT $limit
+            """);
+        command.Parameters.AddWithValue("$after", afterId);
+        command.Parameters.AddWithValue("$limit", limit);
+        var events = new List<RegistryEvent>();
+        using var reader = await command.ExecuteReaderAsync(ct);
+        while (reader.Read())
+            events.Add(new RegistryEvent(reader.GetInt64(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
+                reader.GetString(2), reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4),
+                reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6),
+                reader.IsDBNull(7) ? null : reader.GetInt64(7)));
+        return events;
+    }
+
+    public ValueTask<long> LatestEventIdAsync(CancellationToken ct)
+    {
+        using var connection = Open();
+        using var command = Command(connection, "SELECT coalesce(max(id), 0) FROM events");
+        return ValueTask.FromResult((long)command.ExecuteScalar()!);
+    }
+
+    public Task WaitForChangeAsync(CancellationToken ct) => Volatile.Read(ref _committed).Task.WaitAsync(ct);
+
+    public ValueTask<int> PruneEventsAsync(DateTimeOffset before, CancellationToken ct) =>
+        WriteAsync((connection, tx) =>
+        {
+            using var command = Command(connection, "DELETE FROM events WHERE at < $before", tx);
+            command.Parameters.AddWithValue("$before", Ms(before));
+            return command.ExecuteNonQuery();
         }, ct);
 
     private static Page<string> ReadNames(SqliteCommand command, int limit)

@@ -54,3 +54,21 @@ public enum PutManifestStatus
 }
 
 public readonly record struct PutManifestResult(PutManifestStatus Status, Digest? Missing = null);
+
+/// <summary>One change, as the outbox records it. <see cref="Id"/> increases with every event.</summary>
+public sealed record RegistryEvent(long Id, DateTimeOffset At, string Action, string Repository, string? Digest,
+    string? Tag, string? MediaType, long? Size);
+
+public static class EventActions
+{
+    public const string RepositoryCreate = "repository.create";
+    public const string ManifestPush = "manifest.push";
+    public const string ManifestDelete = "manifest.delete";
+    public const string TagCreate = "tag.create";
+    public const string TagUpdate = "tag.update";
+    public const string TagDelete = "tag.delete";
+    public const string BlobDelete = "blob.delete";
+
+    public static readonly IReadOnlyList<string> All =
+        [RepositoryCreate, ManifestPush, ManifestDelete, TagCreate, TagUpdate, TagDelete, BlobDelete];
+}

@@ -8,11 +8,11 @@ using Registry.Storage.Model;
 namespace Registry.Api.Storage;
 
 /// <summary>
-/// Expires upload sessions that were never finished, and at start-up removes what a crash can leave behind: upload
+/// Expires upload sessions that were never finished, prunes the event outbox, and at start-up removes what a crash can leave behind: upload
 /// files that no session owns (a crash between the two steps of opening a session) and half-written manifests.
 /// </summary>
-internal sealed class UploadJanitor(IBlobStore blobs, IMetadataStore metadata, StorageLayout layout,
-    IOptions<RegistryOptions> options, TimeProvider time, ILogger<UploadJanitor> logger) : BackgroundService
+internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, StorageLayout layout,
+    IOptions<RegistryOptions> options, TimeProvider time, ILogger<StorageJanitor> logger) : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromMinutes(10);
 
@@ -31,10 +31,11 @@ internal sealed class UploadJanitor(IBlobStore blobs, IMetadataStore metadata, S
             try
             {
                 await ExpireAsync(stoppingToken);
+                await metadata.PruneEventsAsync(time.GetUtcNow() - options.Value.Events.Retention, stoppingToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                logger.LogWarning(e, "Expiring upload sessions failed; will retry");
+                logger.LogWarning(e, "Expiring upload sessions or pruning events failed; will retry");
             }
         } while (await timer.WaitForNextTickAsync(stoppingToken));
     }

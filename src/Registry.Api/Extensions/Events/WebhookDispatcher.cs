@@ -1,0 +1,175 @@
+using System.Net.Http.Headers;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
+using Registry.Storage.Metadata;
+using Registry.Storage.Model;
+
+namespace Registry.Api.Extensions.Events;
+
+/// <summary>
+/// Delivers outbox events to each webhook, in order and at least once, off the request path (a push never waits for
+/// it). Each webhook has a durable cursor, the id of the last event it acknowledged, so a restart resends at most the
+/// event that was in flight. Transient failures (network errors, timeouts, 408, 429, 5xx) are retried with
+/// exponential backoff and jitter behind a circuit breaker per webhook (Polly); any other 4xx is a permanent refusal,
+/// logged and skipped so one bad event cannot block the stream.
+/// </summary>
+internal sealed class WebhookDispatcher(IMetadataStore store, SqliteMetadataStore sqlite, IOptions<EventsOptions> options,
+    TimeProvider time, ILogger<WebhookDispatcher> logger) : BackgroundService
+{
+    private const int BatchSize = 100;
+    private static readonly TimeSpan Poll = TimeSpan.FromSeconds(5);
+    private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+    {
+        Timeout = Timeout.InfiniteTimeSpan,
+    };
+
+    private sealed class TransientDeliveryException(string message) : Exception(message);
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Before the server takes requests: a new webhook starts from the current end of the outbox.
+        EnsureCursorTable();
+        var latest = await store.LatestEventIdAsync(cancellationToken);
+        foreach (var webhook in options.Value.Webhooks)
+            if (ReadCursor(webhook.CursorName) is null) WriteCursor(webhook.CursorName, latest);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(options.Value.Webhooks.Select(webhook => DeliverLoopAsync(webhook, stoppingToken)));
+
+    public override void Dispose()
+    {
+        _http.Dispose();
+        base.Dispose();
+    }
+
+    private async Task DeliverLoopAsync(WebhookOptions webhook, CancellationToken stoppingToken)
+    {
+        var pipeline = BuildPipeline(webhook, stoppingToken);
+        var filter = new EventFilter(webhook.Repositories, webhook.Actions);
+        var cursor = ReadCursor(webhook.CursorName) ?? 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var changed = store.WaitForChangeAsync(stoppingToken);
+                var events = await store.ReadEventsAsync(cursor, BatchSize, stoppingToken);
+                foreach (var e in events)
+                {
+                    if (filter.Matches(e))
+                        await pipeline.ExecuteAsync(static (state, ct) => state.Self.SendAsync(state.Webhook, state.Event, ct),
+                            (Self: this, Webhook: webhook, Event: e), stoppingToken);
+                    cursor = e.Id;
+                    WriteCursor(webhook.CursorName, cursor);
+                }
+                if (events.Count < BatchSize)
+                    await Task.WhenAny(changed, Task.Delay(Poll, time, stoppingToken));
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                logger.LogError(e, "Webhook {Webhook}: delivery loop failed; retrying", webhook.CursorName);
+                try
+                {
+                    await Task.Delay(webhook.RetryDelay, time, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private ResiliencePipeline BuildPipeline(WebhookOptions webhook, CancellationToken stoppingToken)
+    {
+        var transient = new PredicateBuilder()
+            .Handle<HttpRequestException>()
+            .Handle<TransientDeliveryException>()
+            .Handle<TimeoutRejectedException>()
+            .Handle<BrokenCircuitException>()
+            .Handle<OperationCanceledException>(_ => !stoppingToken.IsCancellationRequested);
+        return new ResiliencePipelineBuilder { TimeProvider = time }
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = transient,
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = webhook.RetryDelay,
+                MaxDelay = webhook.MaxRetryDelay,
+                OnRetry = args =>
+                {
+                    if (args.AttemptNumber % 10 == 0)
+                        logger.LogWarning("Webhook {Webhook}: attempt {Attempt} failed: {Error}", webhook.CursorName,
+                            args.AttemptNumber + 1, args.Outcome.Exception?.Message);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TransientDeliveryException>()
+                    .Handle<TimeoutRejectedException>(),
+                FailureRatio = 0.5,
+                MinimumThroughput = 3,
+                SamplingDuration = TimeSpan.FromSeconds(Math.Max(30, webhook.BreakDuration.TotalSeconds * 2)),
+                BreakDuration = webhook.BreakDuration,
+            })
+            .AddTimeout(webhook.Timeout)
+            .Build();
+    }
+
+    private async ValueTask SendAsync(WebhookOptions webhook, RegistryEvent e, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, webhook.Url);
+        request.Content = new ByteArrayContent(EventJson.Serialize(e));
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue(EventJson.MediaType);
+        request.Headers.TryAddWithoutValidation("Registry-Event-Id", e.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        request.Headers.TryAddWithoutValidation("Registry-Event-Action", e.Action);
+        foreach (var (name, value) in webhook.Headers) request.Headers.TryAddWithoutValidation(name, value);
+
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        var status = (int)response.StatusCode;
+        if (status is 408 or 429 or >= 500)
+            throw new TransientDeliveryException($"{webhook.Url} answered {status}");
+        if (status >= 400)
+            logger.LogWarning("Webhook {Webhook} refused event {Id} with {Status}; skipping it", webhook.CursorName, e.Id, status);
+    }
+
+    private void EnsureCursorTable()
+    {
+        using var connection = sqlite.OpenConnection();
+        using var command = connection.CreateCommand();
+        command.CommandText = "CREATE TABLE IF NOT EXISTS webhook_cursors (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL) WITHOUT ROWID";
+        command.ExecuteNonQuery();
+    }
+
+    private long? ReadCursor(string name)
+    {
+        using var connection = sqlite.OpenConnection();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT last_id FROM webhook_cursors WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        return command.ExecuteScalar() is long id ? id : null;
+    }
+
+    private void WriteCursor(string name, long id)
+    {
+        using var connection = sqlite.OpenConnection();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            INSERT INTO webhook_cursors(name, last_id) VALUES ($name, $id)
+            ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id
+            """;
+        command.Parameters.AddWithValue("$name", name);
+        command.Parameters.AddWithValue("$id", id);
+        command.ExecuteNonQuery();
+    }
+}
