@@ -1,0 +1,19 @@
+# Native AOT build: a single self-contained binary that starts in milliseconds.
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+RUN apt-get update && apt-get install -y --no-install-recommends clang zlib1g-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY global.json Directory.Build.props Directory.Packages.props ./
+COPY src/ src/
+COPY docs/ docs/
+RUN dotnet publish src/Registry.Api -c Release -r linux-x64 -o /out && rm -f /out/*.dbg /out/*.pdb
+
+FROM mcr.microsoft.com/dotnet/runtime-deps:10.0
+WORKDIR /app
+COPY --from=build /out/ ./
+RUN mkdir -p /var/lib/registry && chown app:app /var/lib/registry
+ENV Registry__Storage__Path=/var/lib/registry \
+    ASPNETCORE_URLS=http://0.0.0.0:5000
+VOLUME /var/lib/registry
+EXPOSE 5000
+USER app
+ENTRYPOINT ["/app/Registry.Api"]
