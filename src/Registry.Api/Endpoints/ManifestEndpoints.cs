@@ -42,13 +42,18 @@ internal static class ManifestEndpoints
             ? new RegistryError(ErrorCode.ManifestUnknown)
             : new RegistryError(ErrorCode.NameUnknown, name.Value);
 
-    /// <summary>An error for a reference that is neither a valid tag nor a supported digest, else null.</summary>
-    private static RegistryError? ParseReference(string argument)
+    /// <summary>
+    /// An error for a reference that is neither a valid tag nor a supported digest, else null. An invalid tag can
+    /// name no manifest: reading or deleting it is 404 (as the conformance suite expects), pushing it is 400.
+    /// </summary>
+    private static RegistryError? ParseReference(string argument, bool push = false)
     {
         if (Reference.TryParse(argument, out _)) return null;
-        return argument.Contains(':')
-            ? new RegistryError(ErrorCode.DigestInvalid, $"invalid or unsupported digest '{argument}'")
-            : new RegistryError(ErrorCode.ManifestInvalid, $"invalid tag '{argument}'");
+        if (argument.Contains(':'))
+            return new RegistryError(ErrorCode.DigestInvalid, $"invalid or unsupported digest '{argument}'");
+        return push
+            ? new RegistryError(ErrorCode.ManifestInvalid, $"invalid tag '{argument}'")
+            : new RegistryError(ErrorCode.ManifestUnknown, $"invalid tag '{argument}'");
     }
 
     // spec: spec.md#pushing-manifests
@@ -57,7 +62,7 @@ internal static class ManifestEndpoints
     {
         var ct = context.RequestAborted;
         var request = context.Request;
-        if (ParseReference(argument) is { } invalid) return invalid;
+        if (ParseReference(argument, push: true) is { } invalid) return invalid;
         Reference.TryParse(argument, out var reference);
 
         var tags = new List<Tag>();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
 using Registry.Storage.Model;
@@ -71,6 +72,10 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly ConcurrentBag<SqliteConnection> _readers = new();
+    private const int MaxIdleReaders = 32;
+    /// <summary>The one connection writes use, under <see cref="_writeLock"/>.</summary>
+    private SqliteConnection? _writer;
     private TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public SqliteMetadataStore(string databasePath)
@@ -90,6 +95,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public void Dispose()
     {
+        _writer?.Dispose();
+        while (_readers.TryTake(out var reader)) reader.Dispose();
         SqliteConnection.ClearAllPools();
         _writeLock.Dispose();
     }
@@ -104,6 +111,20 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         // Durable against a killed process (the WAL is in the OS page cache); fsync at checkpoints.
         Execute(connection, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;");
         return connection;
+    }
+
+    /// <summary>A reader connection from the store's own pool (opened once, with its pragmas), returned on dispose.</summary>
+    private ReaderLease Read() => new(this, _readers.TryTake(out var connection) ? connection : Open());
+
+    private readonly struct ReaderLease(SqliteMetadataStore store, SqliteConnection connection) : IDisposable
+    {
+        public SqliteConnection Connection { get; } = connection;
+
+        public void Dispose()
+        {
+            if (store._readers.Count < MaxIdleReaders) store._readers.Add(Connection);
+            else Connection.Dispose();
+        }
     }
 
     private static void Execute(SqliteConnection connection, string sql)
@@ -126,9 +147,11 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         await _writeLock.WaitAsync(ct);
         try
         {
-            using var connection = Open();
+            var connection = _writer ??= Open();
             using var tx = connection.BeginTransaction(deferred: false);
             var result = work(connection, tx);
+            // work may have rolled back (nothing to keep); a completed transaction has no connection.
+            if (tx.Connection is null) return result;
             tx.Commit();
             Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
                 .TrySetResult();
@@ -190,13 +213,15 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<bool> RepositoryExistsAsync(RepositoryName repository, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         return ValueTask.FromResult(RepositoryId(connection, repository) is not null);
     }
 
     public ValueTask<long?> GetLinkedBlobSizeAsync(RepositoryName repository, Digest digest, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, """
             SELECT b.size FROM repository_blobs rb
             JOIN repositories r ON r.id = rb.repository_id
@@ -210,7 +235,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<long?> GetBlobSizeAsync(Digest digest, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, "SELECT size FROM blobs WHERE digest = $digest");
         command.Parameters.AddWithValue("$digest", digest.ToString());
         return ValueTask.FromResult(command.ExecuteScalar() is long size ? size : (long?)null);
@@ -260,7 +286,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<ManifestRecord?> GetManifestAsync(RepositoryName repository, Reference reference, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, reference.IsDigest
             ? $"""
                SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
@@ -297,7 +324,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<Digest?> FindMissingReferenceAsync(RepositoryName repository,
         IReadOnlyList<ManifestReference> references, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         return ValueTask.FromResult(FirstMissing(connection, null, RepositoryId(connection, repository), references));
     }
 
@@ -422,7 +450,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public async ValueTask<IReadOnlyList<RegistryEvent>> ReadEventsAsync(long afterId, int limit, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, """
             SELECT id, at, action, repository, digest, tag, media_type, size FROM events
             WHERE id > $after ORDER BY id LIMIT $limit
@@ -441,7 +470,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<long> LatestEventIdAsync(CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, "SELECT coalesce(max(id), 0) FROM events");
         return ValueTask.FromResult((long)command.ExecuteScalar()!);
     }
@@ -468,7 +498,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<Page<string>> ListTagsAsync(RepositoryName repository, int limit, string? last, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, """
             SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
             WHERE r.name = $name AND t.name > $last ORDER BY t.name LIMIT $limit
@@ -481,7 +512,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<Page<string>> ListRepositoriesAsync(int limit, string? last, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection,
             "SELECT name FROM repositories WHERE name > $last ORDER BY name LIMIT $limit");
         command.Parameters.AddWithValue("$last", last ?? "");
@@ -492,7 +524,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<Page<ManifestRecord>> ListReferrersAsync(RepositoryName repository, Digest subject,
         string? artifactType, int limit, string? last, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, $"""
             SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
             WHERE r.name = $name AND m.subject = $subject AND m.digest > $last
@@ -525,7 +558,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<UploadSession?> GetUploadAsync(UploadId id, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, "SELECT repository, started_at FROM uploads WHERE id = $id");
         command.Parameters.AddWithValue("$id", id.Value);
         using var reader = command.ExecuteReader();
@@ -545,14 +579,16 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<int> CountUploadsAsync(CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, "SELECT count(*) FROM uploads");
         return ValueTask.FromResult((int)(long)command.ExecuteScalar()!);
     }
 
     public ValueTask<IReadOnlyList<UploadId>> ListUploadsStartedBeforeAsync(DateTimeOffset cutoff, CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, "SELECT id FROM uploads WHERE started_at < $cutoff");
         command.Parameters.AddWithValue("$cutoff", Ms(cutoff));
         var ids = new List<UploadId>();
@@ -564,7 +600,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public async IAsyncEnumerable<(Digest Digest, long Size)> ListBlobsAsync([EnumeratorCancellation] CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection, "SELECT digest, size FROM blobs ORDER BY digest");
         using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -574,7 +611,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public async IAsyncEnumerable<(RepositoryName Repository, Digest Digest)> ListManifestsAsync(
         [EnumeratorCancellation] CancellationToken ct)
     {
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using var command = Command(connection,
             "SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id ORDER BY r.name, m.digest");
         using var reader = await command.ExecuteReaderAsync(ct);
@@ -586,7 +624,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<IReadOnlyList<string>> CheckIntegrityAsync(CancellationToken ct)
     {
         var problems = new List<string>();
-        using var connection = Open();
+        using var lease = Read();
+        var connection = lease.Connection;
         using (var integrity = Command(connection, "PRAGMA integrity_check"))
         using (var reader = integrity.ExecuteReader())
             while (reader.Read())
