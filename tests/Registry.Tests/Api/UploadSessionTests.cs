@@ -82,7 +82,7 @@ public class UploadSessionTests
         clock.Advance(TimeSpan.FromMinutes(2));
 
         // The janitor's own timer runs on the same clock and may have expired it already; this makes sure.
-        await server.Services.GetRequiredService<UploadJanitor>().ExpireAsync(default);
+        await server.Services.GetRequiredService<StorageJanitor>().ExpireAsync(default);
 
         (await client.GetAsync(old)).StatusCode.Should().Be(HttpStatusCode.NotFound);
         (await client.GetAsync(fresh)).StatusCode.Should().Be(HttpStatusCode.NoContent);
