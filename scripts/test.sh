@@ -14,13 +14,18 @@ if [ "$build" -ne 0 ]; then
   echo "build failed"; echo "0 passed, 1 failed"; exit 1
 fi
 dotnet test tests/Registry.Tests -c Release --no-build --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" \
-  | grep -E '^\s+(Failed|Skipped) |^\s+(Passed|Failed)!|Error Message|^\s+at |Total tests|Passed:|Failed:' | head -n 400
+  | grep -E '^\s+(Failed|Skipped) |Error Message|Total tests|^\s+(Passed|Failed|Skipped):' -A2 | head -n 400
 status=${PIPESTATUS[0]}
 
-summary=$(grep -E '(Passed|Failed)!\s+-' "$log" | tail -n 1)
-passed=$(sed -nE 's/.*Passed:\s+([0-9]+).*/\1/p' <<<"$summary")
-failed=$(sed -nE 's/.*Failed:\s+([0-9]+),.*/\1/p' <<<"$summary")
+# vstest's closing block: "Total tests: N", "     Passed: N", "     Failed: N" (the last only when some failed).
+passed=$(grep -E '^\s+Passed:\s+[0-9]+\s*$' "$log" | tail -n 1 | grep -oE '[0-9]+')
+failed=$(grep -E '^\s+Failed:\s+[0-9]+\s*$' "$log" | tail -n 1 | grep -oE '[0-9]+')
+total=$(grep -E '^Total tests:\s+[0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
+failed=${failed:-0}
 rm -f "$log"
-if [ -z "$passed" ]; then passed=0; failed=${failed:-1}; [ "$status" -eq 0 ] && status=1; fi
+if [ -z "$total" ] || [ -z "$passed" ]; then
+  # No summary at all: the run crashed or ran nothing; never report that as a pass.
+  passed=${passed:-0}; [ "$failed" -eq 0 ] && failed=1; [ "$status" -eq 0 ] && status=1
+fi
 echo "${passed} passed, ${failed} failed"
 exit "$status"
