@@ -75,11 +75,11 @@ internal static class ManifestEndpoints
         }
 
         var maxSize = services.Options.Manifests.MaxSize;
-        if (request.ContentLength > maxSize)
-            return new RegistryError(ErrorCode.ManifestTooLarge, $"manifests are limited to {maxSize} bytes");
-        var body = await ReadBodyAsync(request, maxSize, ct);
+        var body = request.ContentLength > maxSize ? null : await ReadBodyAsync(request, maxSize, ct);
         if (body is null)
-            return new RegistryError(ErrorCode.ManifestTooLarge, $"manifests are limited to {maxSize} bytes");
+            // Close the connection rather than let the server drain an arbitrarily large rest of the body.
+            return new RegistryError(ErrorCode.ManifestTooLarge, $"manifests are limited to {maxSize} bytes",
+                response => response.Headers.Connection = "close");
 
         var parsed = ManifestParser.Parse(body.Value, request.ContentType, out var error);
         if (parsed is null) return new RegistryError(ErrorCode.ManifestInvalid, error);

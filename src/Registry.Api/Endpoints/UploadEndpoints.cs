@@ -43,7 +43,7 @@ internal static class UploadEndpoints
             return await CommitAsync(name, id, digest, services, ct);
         }
 
-        if (context.Request.ContentLength > 0)
+        if (await HasNonEmptyBodyAsync(context))
             return new RegistryError(ErrorCode.BlobUploadInvalid,
                 "a POST without ?digest= starts a session and takes no body; send the data with PATCH or PUT");
         if (await OpenSessionAsync(name, services, ct) is not { } session)
@@ -182,6 +182,16 @@ internal static class UploadEndpoints
             if (await AppendAsync(context, name, id, offset, services) is { } failed) return failed;
         }
         return await CommitAsync(name, id, digest, services, ct);
+    }
+
+    /// <summary>True when the request carries at least one byte (a chunked body is peeked at, not consumed).</summary>
+    private static async Task<bool> HasNonEmptyBodyAsync(HttpContext context)
+    {
+        if (context.Request.ContentLength is { } length) return length > 0;
+        if (!HasBody(context)) return false;
+        var result = await context.Request.BodyReader.ReadAsync(context.RequestAborted);
+        context.Request.BodyReader.AdvanceTo(result.Buffer.Start);
+        return !result.Buffer.IsEmpty;
     }
 
     private static bool HasBody(HttpContext context) =>

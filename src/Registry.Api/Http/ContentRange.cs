@@ -15,12 +15,12 @@ internal readonly record struct ContentRange(long Start, long End)
     {
         range = default;
         if (string.IsNullOrWhiteSpace(value)) return false;
-        var s = value.AsSpan().Trim();
-        if (s.StartsWith("bytes", StringComparison.OrdinalIgnoreCase))
+        var s = value.AsSpan().Trim(" \t");
+        if (s.StartsWith("bytes", StringComparison.Ordinal))
         {
             s = s[5..];
             if (s.Length == 0 || s[0] is not (' ' or '=')) return false;
-            s = s[1..].TrimStart();
+            s = s[1..];
         }
         var slash = s.IndexOf('/');
         if (slash >= 0)

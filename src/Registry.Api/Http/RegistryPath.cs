@@ -12,11 +12,11 @@ internal enum RouteKind
 }
 
 /// <summary>
-/// A parsed path below <c>/v2/</c>. <see cref="Name"/> is the raw repository name (empty for registry-scope
-/// extensions), not yet validated; <see cref="Argument"/> is the reference, digest, upload id or, for extensions, the
+/// A parsed path below <c>/v2/</c>. <see cref="Name"/> is the raw repository name, not yet validated (empty, and
+/// <see cref="RegistryScope"/> true, for registry-level extensions); <see cref="Argument"/> is the reference, digest, upload id or, for extensions, the
 /// path from the first <c>_</c> segment on.
 /// </summary>
-internal readonly record struct RegistryRoute(RouteKind Kind, string Name, string Argument);
+internal readonly record struct RegistryRoute(RouteKind Kind, string Name, string Argument, bool RegistryScope = false);
 
 /// <summary>
 /// The one parser of <c>/v2/&lt;name&gt;/&lt;kind&gt;/&lt;arg&gt;</c>. Names contain slashes and may even contain a component
@@ -34,8 +34,8 @@ internal static class RegistryPath
         if (MatchCore(segments) is { } core && (firstReserved < 0 || firstReserved >= core.NameSegments))
             return core.Route;
         if (firstReserved >= 0)
-            return new RegistryRoute(RouteKind.Extension,
-                string.Join('/', segments[..firstReserved]), string.Join('/', segments[firstReserved..]));
+            return new RegistryRoute(RouteKind.Extension, string.Join('/', segments[..firstReserved]),
+                string.Join('/', segments[firstReserved..]), RegistryScope: firstReserved == 0);
         return null;
     }
 

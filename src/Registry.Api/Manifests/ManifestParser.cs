@@ -31,6 +31,12 @@ internal static class ManifestParser
             error = $"manifest is not valid JSON: {e.Message}";
             return null;
         }
+        catch (InvalidOperationException e)
+        {
+            // A string that is not valid UTF-8 surfaces only when it is read.
+            error = $"manifest is not valid UTF-8 JSON: {e.Message}";
+            return null;
+        }
     }
 
     private static ParsedManifest? Parse(JsonElement root, string? contentType, out string? error)

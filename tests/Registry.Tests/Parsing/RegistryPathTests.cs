@@ -28,7 +28,13 @@ public class RegistryPathTests
     [InlineData("_registry/search/manifests/x", "", "_registry/search/manifests/x")]
     public void A_segment_starting_with_underscore_opens_the_extension_namespace(string path, string name, string rest)
     {
-        RegistryPath.Parse(path).Should().Be(new RegistryRoute(RouteKind.Extension, name, rest));
+        RegistryPath.Parse(path).Should().Be(new RegistryRoute(RouteKind.Extension, name, rest, RegistryScope: name.Length == 0));
+    }
+
+    [Fact]
+    public void An_empty_name_before_an_extension_is_not_registry_scope()
+    {
+        RegistryPath.Parse("/_oci/ext/discover").Should().Be(new RegistryRoute(RouteKind.Extension, "", "_oci/ext/discover"));
     }
 
     [Theory]

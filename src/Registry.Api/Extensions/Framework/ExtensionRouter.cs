@@ -31,7 +31,7 @@ internal sealed class ExtensionRouter
     public async Task<IResult> DispatchAsync(HttpContext context, RegistryRoute route, RegistryServices services,
         IAccessPolicy policy)
     {
-        var scope = route.Name.Length == 0 ? ExtensionScope.Registry : ExtensionScope.Repository;
+        var scope = route.RegistryScope ? ExtensionScope.Registry : ExtensionScope.Repository;
         RepositoryName? repository = null;
         if (scope == ExtensionScope.Repository)
         {
