@@ -8,10 +8,9 @@ bash .ci/install-clients.sh || { echo "could not install the real clients"; echo
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 log=$(mktemp)
-dotnet build tests/Registry.Tests -c Release 2>&1 | tail -n 3
-build=${PIPESTATUS[0]}
-if [ "$build" -ne 0 ]; then
-  echo "build failed"; echo "0 passed, 1 failed"; exit 1
+if ! dotnet build tests/Registry.Tests -c Release >"$log" 2>&1; then
+  grep -E 'error|Error' "$log" | sort -u | head -n 50
+  echo "build failed"; echo "0 passed, 1 failed"; rm -f "$log"; exit 1
 fi
 dotnet test tests/Registry.Tests -c Release --no-build --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" \
   | grep -E '^\s+(Failed|Skipped) |Error Message|Total tests|^\s+(Passed|Failed|Skipped):' -A2 | head -n 400
