@@ -7,6 +7,7 @@ using Registry.Api.Extensions.Oci;
 using Registry.Api.Extensions.Search;
 using Registry.Api.Extensions.TagDetails;
 using Registry.Api.Http;
+using Registry.Api.Manifests;
 using Registry.Api.Storage;
 using Registry.Storage;
 using Registry.Storage.Blobs;
@@ -41,6 +42,7 @@ public static class RegistryApp
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddRegistryStorage();
         builder.Services.AddSingleton<RegistryServices>();
+        builder.Services.AddSingleton<ManifestCache>();
         builder.Services.AddSingleton<IAccessPolicy, AllowAllPolicy>();
         builder.Services.AddSingleton<ExtensionRouter>();
 

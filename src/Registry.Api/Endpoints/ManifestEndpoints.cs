@@ -16,25 +16,23 @@ internal static class ManifestEndpoints
         if (ParseReference(argument) is { } invalid) return invalid;
         Reference.TryParse(argument, out var reference);
         var manifest = await services.Metadata.GetManifestAsync(name, reference, ct);
-        if (manifest is null || await services.Blobs.OpenAsync(manifest.Digest, ct) is not { } content)
-            return await UnknownManifest(name, services, ct);
+        if (manifest is null) return await UnknownManifest(name, services, ct);
 
         var headers = context.Response.Headers;
         headers[Responses.DigestHeader] = manifest.Digest.ToString();
-        var etag = new EntityTagHeaderValue($"\"{manifest.Digest}\"");
+        headers.ETag = $"\"{manifest.Digest}\"";
         if (reference.IsDigest) headers.CacheControl = "max-age=31536000, immutable";
         if (HttpMethods.IsHead(context.Request.Method))
-        {
-            headers.ETag = etag.ToString();
             return Responses.Empty(StatusCodes.Status200OK, response =>
             {
                 response.ContentType = manifest.MediaType;
-                response.ContentLength = content.Length;
+                response.ContentLength = manifest.Size;
             });
-        }
-        if (content.LocalPath is { } path)
-            return TypedResults.PhysicalFile(path, manifest.MediaType, entityTag: etag);
-        return TypedResults.Stream(content.OpenStream(), manifest.MediaType, entityTag: etag);
+        if (context.Request.Headers.IfNoneMatch.ToString() == headers.ETag.ToString())
+            return Responses.Empty(StatusCodes.Status304NotModified, _ => { });
+        var bytes = await context.RequestServices.GetRequiredService<ManifestCache>().GetAsync(manifest.Digest, ct);
+        if (bytes is null) return await UnknownManifest(name, services, ct);
+        return TypedResults.Bytes(bytes, manifest.MediaType);
     }
 
     private static async Task<IResult> UnknownManifest(RepositoryName name, RegistryServices services, CancellationToken ct) =>

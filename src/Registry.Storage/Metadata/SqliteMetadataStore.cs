@@ -72,7 +72,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly ConcurrentBag<SqliteConnection> _readers = new();
+    private readonly ConcurrentBag<PooledReader> _readers = new();
     private const int MaxIdleReaders = 32;
     /// <summary>The one connection writes use, under <see cref="_writeLock"/>.</summary>
     private SqliteConnection? _writer;
@@ -96,7 +96,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public void Dispose()
     {
         _writer?.Dispose();
-        while (_readers.TryTake(out var reader)) reader.Dispose();
+        while (_readers.TryTake(out var reader)) reader.Connection.Dispose();
         SqliteConnection.ClearAllPools();
         _writeLock.Dispose();
     }
@@ -114,16 +114,40 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     }
 
     /// <summary>A reader connection from the store's own pool (opened once, with its pragmas), returned on dispose.</summary>
-    private ReaderLease Read() => new(this, _readers.TryTake(out var connection) ? connection : Open());
+    private ReaderLease Read() => new(this, _readers.TryTake(out var reader) ? reader : new PooledReader(Open()));
 
-    private readonly struct ReaderLease(SqliteMetadataStore store, SqliteConnection connection) : IDisposable
+    /// <summary>A reader connection with its prepared statements, so a hot query is parsed once per connection.</summary>
+    private sealed class PooledReader(SqliteConnection connection)
     {
+        private readonly Dictionary<string, SqliteCommand> _statements = new();
+
         public SqliteConnection Connection { get; } = connection;
+
+        public SqliteCommand Statement(string sql)
+        {
+            if (!_statements.TryGetValue(sql, out var command))
+            {
+                command = Connection.CreateCommand();
+                command.CommandText = sql;
+                command.Prepare();
+                _statements[sql] = command;
+            }
+            command.Parameters.Clear();
+            return command;
+        }
+    }
+
+    private readonly struct ReaderLease(SqliteMetadataStore store, PooledReader reader) : IDisposable
+    {
+        public SqliteConnection Connection => reader.Connection;
+
+        /// <summary>A prepared command owned by the pool: set its parameters, execute, do not dispose it.</summary>
+        public SqliteCommand Command(string sql) => reader.Statement(sql);
 
         public void Dispose()
         {
-            if (store._readers.Count < MaxIdleReaders) store._readers.Add(Connection);
-            else Connection.Dispose();
+            if (store._readers.Count < MaxIdleReaders) store._readers.Add(reader);
+            else reader.Connection.Dispose();
         }
     }
 
@@ -214,15 +238,15 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<bool> RepositoryExistsAsync(RepositoryName repository, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        return ValueTask.FromResult(RepositoryId(connection, repository) is not null);
+        var command = lease.Command("SELECT 1 FROM repositories WHERE name = $name");
+        command.Parameters.AddWithValue("$name", repository.Value);
+        return ValueTask.FromResult(command.ExecuteScalar() is not null);
     }
 
     public ValueTask<long?> GetLinkedBlobSizeAsync(RepositoryName repository, Digest digest, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, """
+        var command = lease.Command("""
             SELECT b.size FROM repository_blobs rb
             JOIN repositories r ON r.id = rb.repository_id
             JOIN blobs b ON b.digest = rb.digest
@@ -236,8 +260,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<long?> GetBlobSizeAsync(Digest digest, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, "SELECT size FROM blobs WHERE digest = $digest");
+        var command = lease.Command("SELECT size FROM blobs WHERE digest = $digest");
         command.Parameters.AddWithValue("$digest", digest.ToString());
         return ValueTask.FromResult(command.ExecuteScalar() is long size ? size : (long?)null);
     }
@@ -287,8 +310,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<ManifestRecord?> GetManifestAsync(RepositoryName repository, Reference reference, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, reference.IsDigest
+        var command = lease.Command(reference.IsDigest
             ? $"""
                SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
                WHERE r.name = $name AND m.digest = $ref
@@ -451,8 +473,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public async ValueTask<IReadOnlyList<RegistryEvent>> ReadEventsAsync(long afterId, int limit, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, """
+        var command = lease.Command("""
             SELECT id, at, action, repository, digest, tag, media_type, size FROM events
             WHERE id > $after ORDER BY id LIMIT $limit
             """);
@@ -471,8 +492,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<long> LatestEventIdAsync(CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, "SELECT coalesce(max(id), 0) FROM events");
+        var command = lease.Command("SELECT coalesce(max(id), 0) FROM events");
         return ValueTask.FromResult((long)command.ExecuteScalar()!);
     }
 
@@ -499,8 +519,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<Page<string>> ListTagsAsync(RepositoryName repository, int limit, string? last, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, """
+        var command = lease.Command("""
             SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
             WHERE r.name = $name AND t.name > $last ORDER BY t.name LIMIT $limit
             """);
@@ -525,8 +544,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         string? artifactType, int limit, string? last, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, $"""
+        var command = lease.Command($"""
             SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
             WHERE r.name = $name AND m.subject = $subject AND m.digest > $last
               AND ($artifactType IS NULL OR m.artifact_type = $artifactType)
@@ -559,8 +577,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<UploadSession?> GetUploadAsync(UploadId id, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, "SELECT repository, started_at FROM uploads WHERE id = $id");
+        var command = lease.Command("SELECT repository, started_at FROM uploads WHERE id = $id");
         command.Parameters.AddWithValue("$id", id.Value);
         using var reader = command.ExecuteReader();
         if (!reader.Read() || !RepositoryName.TryParse(reader.GetString(0), out var repository))
@@ -580,16 +597,14 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<int> CountUploadsAsync(CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, "SELECT count(*) FROM uploads");
+        var command = lease.Command("SELECT count(*) FROM uploads");
         return ValueTask.FromResult((int)(long)command.ExecuteScalar()!);
     }
 
     public ValueTask<IReadOnlyList<UploadId>> ListUploadsStartedBeforeAsync(DateTimeOffset cutoff, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, "SELECT id FROM uploads WHERE started_at < $cutoff");
+        var command = lease.Command("SELECT id FROM uploads WHERE started_at < $cutoff");
         command.Parameters.AddWithValue("$cutoff", Ms(cutoff));
         var ids = new List<UploadId>();
         using var reader = command.ExecuteReader();
@@ -601,8 +616,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public async IAsyncEnumerable<(Digest Digest, long Size)> ListBlobsAsync([EnumeratorCancellation] CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        using var command = Command(connection, "SELECT digest, size FROM blobs ORDER BY digest");
+        var command = lease.Command("SELECT digest, size FROM blobs ORDER BY digest");
         using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
             yield return (Digest.Parse(reader.GetString(0)), reader.GetInt64(1));
