@@ -21,20 +21,11 @@ internal static class BlobEndpoints
         var headers = context.Response.Headers;
         headers[Responses.DigestHeader] = digest.ToString();
         headers.CacheControl = "max-age=31536000";
-        var etag = new EntityTagHeaderValue($"\"{digest}\"");
-        if (HttpMethods.IsHead(context.Request.Method))
-        {
-            headers.ETag = etag.ToString();
-            headers.AcceptRanges = "bytes";
-            return Responses.Empty(StatusCodes.Status200OK, response =>
-            {
-                response.ContentType = "application/octet-stream";
-                response.ContentLength = content.Length;
-            });
-        }
+        var etag = $"\"{digest}\"";
         if (content.LocalPath is { } path)
-            return TypedResults.PhysicalFile(path, "application/octet-stream", entityTag: etag, enableRangeProcessing: true);
-        return TypedResults.Stream(content.OpenStream(), "application/octet-stream", entityTag: etag, enableRangeProcessing: true);
+            return new FileRangeResult(path, content.Length, "application/octet-stream", etag);
+        return TypedResults.Stream(content.OpenStream(), "application/octet-stream",
+            entityTag: EntityTagHeaderValue.Parse(etag), enableRangeProcessing: true);
     }
 
     // spec: spec.md#deleting-blobs. Removes the link from this repository; other repositories keep the content.

@@ -16,6 +16,7 @@ namespace Registry.Storage.Blobs;
 public sealed class FileSystemBlobStore : IBlobStore
 {
     private const int RehashBufferSize = 1 << 20;
+    private const long WritebackChunk = 8 << 20;
 
     private readonly StorageLayout _layout;
     private readonly bool _flushToDisk;
@@ -120,7 +121,7 @@ public sealed class FileSystemBlobStore : IBlobStore
             if (offset is { } o && o != start) return new AppendResult(AppendStatus.OutOfOrder, start);
             var hash = CatchUp(state, handle, start);
 
-            var status = await CopyAsync(body, handle, hash, start, expectedLength, ct);
+            var status = await CopyAsync(body, handle, hash, start, expectedLength, _flushToDisk, ct);
             if (status.Status != AppendStatus.Appended)
             {
                 // All or nothing: drop whatever part of this body reached the file.
@@ -139,9 +140,10 @@ public sealed class FileSystemBlobStore : IBlobStore
 
     /// <summary>Streams the body into the file at <paramref name="position"/>, hashing each segment as it passes.</summary>
     private static async ValueTask<AppendResult> CopyAsync(PipeReader body, SafeFileHandle handle, IncrementalHash hash,
-        long position, long? expectedLength, CancellationToken ct)
+        long position, long? expectedLength, bool flushToDisk, CancellationToken ct)
     {
         long written = 0;
+        long writtenBack = 0;
         var segments = new List<ReadOnlyMemory<byte>>();
         while (true)
         {
@@ -181,6 +183,12 @@ public sealed class FileSystemBlobStore : IBlobStore
                     return new AppendResult(AppendStatus.StorageFull, written);
                 }
                 written += buffer.Length;
+                if (flushToDisk && written - writtenBack >= WritebackChunk)
+                {
+                    // Start writing this stretch to disk now, so the fsync at commit has little left to do.
+                    Writeback.Start(handle, position + writtenBack, written - writtenBack);
+                    writtenBack = written;
+                }
             }
             body.AdvanceTo(buffer.End);
             if (result.IsCompleted || result.IsCanceled) break;
