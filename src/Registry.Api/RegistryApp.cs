@@ -25,7 +25,9 @@ public static class RegistryApp
     public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null,
         Action<IServiceCollection>? services = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(args);
+        // No configuration reload on change: its watcher would follow every folder under the content root, which
+        // holds ./data by default (thousands of blob folders).
+        var builder = WebApplication.CreateSlimBuilder(["--hostBuilder:reloadConfigOnChange=false", .. args]);
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
         builder.WebHost.ConfigureKestrel(kestrel =>

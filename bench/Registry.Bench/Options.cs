@@ -1,0 +1,98 @@
+using System.Globalization;
+
+namespace Registry.Bench;
+
+/// <summary>Command-line settings. Every size and duration has a full default and a <c>--quick</c> default.</summary>
+internal sealed class Options
+{
+    public static readonly string[] AllPhases =
+        ["ceilings", "push", "pull", "small", "manifests", "reads", "tags", "catalog"];
+
+    public Uri? Url { get; private set; }
+    public int? Pid { get; private set; }
+    public bool Quick { get; private set; }
+    public string? JsonPath { get; private set; }
+    public string Label { get; private set; } = "";
+    public string ScratchDir { get; private set; } = Path.GetTempPath();
+    public HashSet<string> Phases { get; private set; } = [.. AllPhases];
+
+    public long BlobSize { get; private set; }
+    public int ChunkSize { get; private set; } = 8 << 20;
+    public TimeSpan Duration { get; private set; }
+    public TimeSpan LatencyTime { get; private set; }
+    public int[] TagCounts { get; private set; } = [];
+    public int Repositories { get; private set; }
+    public long DiskBytes { get; private set; }
+    public long LoopbackBytes { get; private set; }
+    public int Writers { get; private set; } = 8;
+    public int Readers { get; private set; } = 32;
+
+    public const string Usage = """
+        usage: Registry.Bench --url http://127.0.0.1:5000 [--pid N] [--quick] [--json out.json] [options]
+               Registry.Bench --ceilings-only [--quick] [--scratch DIR] [--json out.json]
+               Registry.Bench compare --names ours,distribution --a a1.json,a2.json --b b1.json,b2.json
+
+          --url URL         registry to benchmark (plain HTTP, no auth)
+          --pid N           the registry's process id: sample its RSS (VmRSS, VmHWM) every 50 ms and its CPU time
+          --quick           small sizes and 2 s phases (a smoke test, < 1 minute)
+          --json FILE       also write the results as JSON (what compare reads)
+          --label TEXT      a name stored in the JSON (e.g. ours, distribution)
+          --scratch DIR     where the disk ceiling writes its file; put it on the registry's filesystem (default: /tmp)
+          --only LIST       phases to run, comma separated: ceilings,push,pull,small,manifests,reads,tags,catalog
+          --skip LIST       phases not to run
+          --ceilings-only   same as --only ceilings (no --url needed)
+          --blob-mib N      size of the big blob (default 512, quick 64)
+          --duration S      length of each fixed-duration phase in seconds (default 10, quick 2)
+          --tags N,M        tag counts for the tags list (default 1000,10000; quick 200,1000)
+          --repos N         repositories for the catalog (default 10000; quick 300)
+          --disk-mib N      size of the fsync'd disk ceiling file (default 1024, quick 128)
+        """;
+
+    public static Options Parse(string[] args)
+    {
+        var o = new Options();
+        string? blobMib = null, duration = null, tags = null, repos = null, diskMib = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{arg} needs a value");
+            switch (arg)
+            {
+                case "--url": o.Url = new Uri(Next().TrimEnd('/') + "/"); break;
+                case "--pid": o.Pid = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--quick": o.Quick = true; break;
+                case "--json": o.JsonPath = Next(); break;
+                case "--label": o.Label = Next(); break;
+                case "--scratch": o.ScratchDir = Next(); break;
+                case "--only": o.Phases = [.. Split(Next())]; break;
+                case "--skip": o.Phases.ExceptWith(Split(Next())); break;
+                case "--ceilings-only": o.Phases = ["ceilings"]; break;
+                case "--blob-mib": blobMib = Next(); break;
+                case "--duration": duration = Next(); break;
+                case "--tags": tags = Next(); break;
+                case "--repos": repos = Next(); break;
+                case "--disk-mib": diskMib = Next(); break;
+                default: throw new ArgumentException($"unknown argument '{arg}'");
+            }
+        }
+        foreach (var phase in o.Phases)
+            if (!AllPhases.Contains(phase)) throw new ArgumentException($"unknown phase '{phase}'");
+        if (o.Url is null && o.Phases.Any(p => p != "ceilings")) throw new ArgumentException("--url is required");
+
+        var q = o.Quick;
+        o.BlobSize = (blobMib is null ? (q ? 64 : 512) : long.Parse(blobMib, CultureInfo.InvariantCulture)) << 20;
+        o.Duration = TimeSpan.FromSeconds(duration is null ? (q ? 2 : 10) : double.Parse(duration, CultureInfo.InvariantCulture));
+        o.LatencyTime = TimeSpan.FromSeconds(q ? 1 : 5);
+        o.TagCounts = tags is null ? (q ? [200, 1000] : [1000, 10000])
+            : [.. Split(tags).Select(t => int.Parse(t, CultureInfo.InvariantCulture)).Order()];
+        o.Repositories = repos is null ? (q ? 300 : 10000) : int.Parse(repos, CultureInfo.InvariantCulture);
+        o.DiskBytes = (diskMib is null ? (q ? 128 : 1024) : long.Parse(diskMib, CultureInfo.InvariantCulture)) << 20;
+        o.LoopbackBytes = o.BlobSize;
+        return o;
+    }
+
+    private static IEnumerable<string> Split(string list) =>
+        list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public bool Runs(string phase) => Phases.Contains(phase);
+}
