@@ -3,6 +3,7 @@ using Registry.Bench;
 
 // Registry benchmark (issue #4): see bench/README.md.
 if (args is ["compare", .. var compareArgs]) return Compare(compareArgs);
+if (args is ["soak", .. var soakArgs]) return await Soak.MainAsync(soakArgs);
 if (args is ["--help"] or ["-h"])
 {
     Console.WriteLine(Options.Usage);

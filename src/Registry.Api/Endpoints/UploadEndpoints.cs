@@ -91,7 +91,16 @@ internal static class UploadEndpoints
         if (await services.Metadata.CountUploadsAsync(ct) >= services.Options.Uploads.MaxSessions) return null;
         var id = UploadId.New();
         await services.Blobs.CreateUploadAsync(id, ct);
-        await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow()), ct);
+        try
+        {
+            await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow()), ct);
+        }
+        catch
+        {
+            // No session without its row: the file would only be found at the next start-up.
+            await services.Blobs.CancelUploadAsync(id, CancellationToken.None);
+            throw;
+        }
         return id;
     }
 

@@ -22,7 +22,7 @@ internal static class ErrorHandling
             {
                 // The client went away; there is nobody to answer.
             }
-            catch (IOException e) when (!context.Response.HasStarted && IsDiskFull(e))
+            catch (Exception e) when (!context.Response.HasStarted && IsDiskFull(e))
             {
                 await new RegistryError(ErrorCode.StorageFull, "the change was not stored").ExecuteAsync(context);
             }
@@ -36,7 +36,12 @@ internal static class ErrorHandling
             }
         });
 
-    /// <summary>ENOSPC (28) or EDQUOT (122), as .NET reports them on Unix.</summary>
-    internal static bool IsDiskFull(IOException e) => (e.HResult & 0xFFFF) is 28 or 122
-        || e.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase);
+    /// <summary>ENOSPC (28) or EDQUOT (122) as .NET reports them on Unix, or SQLITE_FULL (13) from the metadata store.</summary>
+    internal static bool IsDiskFull(Exception e) => e switch
+    {
+        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode == 13,
+        IOException io => (io.HResult & 0xFFFF) is 28 or 122
+                          || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase),
+        _ => false,
+    };
 }

@@ -1,0 +1,190 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Registry.CrashHarness;
+
+/// <summary>
+/// The real server as a child process (<c>dotnet Registry.Api.dll</c>) on a free loopback port. <see cref="Kill"/> is
+/// SIGKILL on Linux: no shutdown code runs, exactly like a crash or the OOM killer.
+/// </summary>
+public sealed class ServerProcess : IDisposable
+{
+    private const int LogLines = 400;
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _log = new();
+
+    private ServerProcess(Process process, Uri baseAddress)
+    {
+        _process = process;
+        BaseAddress = baseAddress;
+    }
+
+    public Uri BaseAddress { get; }
+
+    /// <summary>The last lines the server wrote (stdout and stderr).</summary>
+    public IReadOnlyCollection<string> Log => _log;
+
+    /// <summary>Lines the server logged at error level ("fail:" from the console logger) or crash output.</summary>
+    public IEnumerable<string> Failures => _log.Where(l => l.StartsWith("fail:", StringComparison.Ordinal)
+                                                         || l.StartsWith("crit:", StringComparison.Ordinal)
+                                                         || l.Contains("Unhandled exception", StringComparison.Ordinal));
+
+    /// <summary>The dotnet host that runs this process, so the child uses the same runtime.</summary>
+    public static string DotnetHost()
+    {
+        var self = Environment.ProcessPath;
+        if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
+        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk)) return fromSdk;
+        var root = Environment.GetEnvironmentVariable("DOTNET_ROOT");
+        if (!string.IsNullOrEmpty(root) && File.Exists(Path.Combine(root, "dotnet"))) return Path.Combine(root, "dotnet");
+        return "dotnet";
+    }
+
+    public static ProcessStartInfo StartInfo(string serverPath, IEnumerable<string> arguments)
+    {
+        var info = new ProcessStartInfo(DotnetHost())
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Path.GetDirectoryName(serverPath)!,
+        };
+        info.ArgumentList.Add(serverPath);
+        foreach (var argument in arguments) info.ArgumentList.Add(argument);
+        info.Environment["DOTNET_NOLOGO"] = "1";
+        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        // The harness may run under a test host whose settings must not leak into the server.
+        info.Environment.Remove("ASPNETCORE_URLS");
+        info.Environment.Remove("REGISTRY_TEST_URL");
+        return info;
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Starts the server and waits until <c>GET /v2/</c> answers 200.</summary>
+    public static async Task<ServerProcess> StartAsync(string serverPath, string storagePath, TimeSpan timeout)
+    {
+        Exception? last = null;
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            var port = FreePort();
+            var baseAddress = new Uri($"http://127.0.0.1:{port}/");
+            var process = new Process
+            {
+                StartInfo = StartInfo(serverPath,
+                    ["--urls", baseAddress.ToString().TrimEnd('/'), $"--Registry:Storage:Path={storagePath}"]),
+            };
+            var server = new ServerProcess(process, baseAddress);
+            process.OutputDataReceived += (_, e) => server.Add(e.Data);
+            process.ErrorDataReceived += (_, e) => server.Add(e.Data);
+            process.Start();
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            try
+            {
+                await server.WaitReadyAsync(timeout);
+                return server;
+            }
+            catch (Exception e)
+            {
+                last = e;
+                server.Kill();
+                server.Dispose();
+                // A port taken between FreePort and the bind is worth another try; anything else is not.
+                if (!server._log.Any(l => l.Contains("address already in use", StringComparison.OrdinalIgnoreCase))) break;
+            }
+        }
+        throw new InvalidOperationException($"the server did not start: {last?.Message}", last);
+    }
+
+    private void Add(string? line)
+    {
+        if (line is null) return;
+        _log.Enqueue(line);
+        while (_log.Count > LogLines) _log.TryDequeue(out _);
+    }
+
+    private async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        using var client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (_process.HasExited)
+                throw new InvalidOperationException(
+                    $"the server exited with code {_process.ExitCode}:{Environment.NewLine}{string.Join(Environment.NewLine, _log)}");
+            try
+            {
+                using var response = await client.GetAsync("v2/");
+                if (response.StatusCode == HttpStatusCode.OK) return;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) { }
+            if (deadline.Elapsed > timeout)
+                throw new TimeoutException($"the server did not answer GET /v2/ within {timeout.TotalSeconds:0} s:" +
+                                           $"{Environment.NewLine}{string.Join(Environment.NewLine, _log)}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>SIGKILL, then wait until the process is gone (its files closed, its port free).</summary>
+    public void Kill()
+    {
+        try
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: false);
+        }
+        catch (InvalidOperationException)
+        {
+            // Exited in between.
+        }
+        _process.WaitForExit();
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+
+    /// <summary>
+    /// Runs <c>dotnet Registry.Api.dll verify --Registry:Storage:Path=…</c>: its exit code, its summary line
+    /// ("N blobs hashed, M manifests checked, P problems…") and its whole output.
+    /// </summary>
+    public static async Task<(int ExitCode, string Summary, string Output)> VerifyAsync(string serverPath,
+        string storagePath, TimeSpan timeout)
+    {
+        using var process = new Process
+        {
+            StartInfo = StartInfo(serverPath, ["verify", $"--Registry:Storage:Path={storagePath}"]),
+        };
+        process.Start();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+            return (-1, $"verify did not finish within {timeout.TotalSeconds:0} s", await stdout + await stderr);
+        }
+        var output = await stdout + await stderr;
+        var summary = output.Split('\n').Select(l => l.Trim())
+            .LastOrDefault(l => l.Contains("blobs hashed", StringComparison.Ordinal)) ?? "(no summary line)";
+        return (process.ExitCode, summary, output);
+    }
+}
