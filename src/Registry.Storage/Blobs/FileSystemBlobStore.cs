@@ -90,10 +90,16 @@ public sealed class FileSystemBlobStore : IBlobStore
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask<long?> GetUploadSizeAsync(UploadId id, CancellationToken ct)
+    public async ValueTask<long?> GetUploadSizeAsync(UploadId id, CancellationToken ct)
     {
+        // Wait for an append in progress: the size reported never includes half of one (it may yet be rolled back).
+        if (_sessions.TryGetValue(id.Value, out var state))
+        {
+            await state.Lock.WaitAsync(ct);
+            state.Lock.Release();
+        }
         var info = new FileInfo(_layout.UploadPath(id));
-        return ValueTask.FromResult(info.Exists ? info.Length : (long?)null);
+        return info.Exists ? info.Length : null;
     }
 
     private SafeFileHandle? OpenUpload(UploadId id)

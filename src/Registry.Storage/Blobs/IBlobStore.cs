@@ -48,7 +48,7 @@ public interface IBlobStore
 
     ValueTask CreateUploadAsync(UploadId id, CancellationToken ct);
 
-    /// <summary>Bytes received so far, or null if the session has no data in the store.</summary>
+    /// <summary>Bytes received so far (never part of an append still in progress), or null if the session has no data.</summary>
     ValueTask<long?> GetUploadSizeAsync(UploadId id, CancellationToken ct);
 
     /// <summary>
