@@ -13,8 +13,7 @@ internal static class ManifestEndpoints
         RegistryServices services)
     {
         var ct = context.RequestAborted;
-        if (ParseReference(argument) is { } invalid) return invalid;
-        Reference.TryParse(argument, out var reference);
+        if (ParseReference(argument, out var reference) is { } invalid) return invalid;
         var manifest = await services.Metadata.GetManifestAsync(name, reference, ct);
         if (manifest is null) return await UnknownManifest(name, services, ct);
 
@@ -30,7 +29,7 @@ internal static class ManifestEndpoints
             });
         if (context.Request.Headers.IfNoneMatch.ToString() == headers.ETag.ToString())
             return Responses.Empty(StatusCodes.Status304NotModified, _ => { });
-        var bytes = await context.RequestServices.GetRequiredService<ManifestCache>().GetAsync(manifest.Digest, ct);
+        var bytes = await services.Manifests.GetAsync(manifest.Digest, ct);
         if (bytes is null) return await UnknownManifest(name, services, ct);
         return TypedResults.Bytes(bytes, manifest.MediaType);
     }
@@ -44,9 +43,9 @@ internal static class ManifestEndpoints
     /// An error for a reference that is neither a valid tag nor a supported digest, else null. An invalid tag can
     /// name no manifest: reading or deleting it is 404 (as the conformance suite expects), pushing it is 400.
     /// </summary>
-    private static RegistryError? ParseReference(string argument, bool push = false)
+    private static RegistryError? ParseReference(string argument, out Reference reference, bool push = false)
     {
-        if (Reference.TryParse(argument, out _)) return null;
+        if (Reference.TryParse(argument, out reference)) return null;
         if (argument.Contains(':'))
             return new RegistryError(ErrorCode.DigestInvalid, $"invalid or unsupported digest '{argument}'");
         return push
@@ -60,8 +59,7 @@ internal static class ManifestEndpoints
     {
         var ct = context.RequestAborted;
         var request = context.Request;
-        if (ParseReference(argument, push: true) is { } invalid) return invalid;
-        Reference.TryParse(argument, out var reference);
+        if (ParseReference(argument, out var reference, push: true) is { } invalid) return invalid;
 
         var tags = new List<Tag>();
         if (reference.Tag is { } pathTag) tags.Add(pathTag);
@@ -147,8 +145,7 @@ internal static class ManifestEndpoints
     {
         var ct = context.RequestAborted;
         if (!services.Options.Deletion.Enabled) return RegistryApi.Unsupported();
-        if (ParseReference(argument) is { } invalid) return invalid;
-        Reference.TryParse(argument, out var reference);
+        if (ParseReference(argument, out var reference) is { } invalid) return invalid;
         var deleted = reference.Digest is { } digest
             ? await services.Metadata.DeleteManifestAsync(name, digest, services.Time.GetUtcNow(), ct)
             : await services.Metadata.DeleteTagAsync(name, reference.Tag!.Value, services.Time.GetUtcNow(), ct);

@@ -1,14 +1,18 @@
 using Microsoft.Extensions.Options;
 using Registry.Api.Configuration;
+using Registry.Api.Manifests;
 using Registry.Storage.Blobs;
 using Registry.Storage.Metadata;
 
 namespace Registry.Api.Endpoints;
 
-/// <summary>What every endpoint needs: the two stores, the options and the clock.</summary>
+/// <summary>What every endpoint needs: the two stores, the manifest cache, the options and the clock.</summary>
 internal sealed class RegistryServices(IBlobStore blobs, IMetadataStore metadata, IOptions<RegistryOptions> options,
-    TimeProvider time)
+    TimeProvider time, ManifestCache manifests)
 {
+    /// <summary>Manifest bytes by digest, in memory.</summary>
+    public ManifestCache Manifests { get; } = manifests;
+
     public IBlobStore Blobs { get; } = blobs;
     public IMetadataStore Metadata { get; } = metadata;
     public RegistryOptions Options { get; } = options.Value;
