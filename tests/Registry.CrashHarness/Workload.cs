@@ -149,10 +149,11 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
         _ => rng.Next(256 << 10, 2 << 20),
     };
 
-    private Task PushBlobAsync(Content content, bool standalone, bool mayAbandon) => rng.Next(3) switch
+    // A one-byte blob is never pushed in chunks: see the Range ambiguity in PushChunkedAsync.
+    private Task PushBlobAsync(Content content, bool standalone, bool mayAbandon) => (content.Length, rng.Next(3)) switch
     {
-        0 => PushSinglePostAsync(content, standalone),
-        1 => PushPostPutAsync(content, standalone),
+        (_, 0) => PushSinglePostAsync(content, standalone),
+        (<= 1, _) or (_, 1) => PushPostPutAsync(content, standalone),
         _ => PushChunkedAsync(content, standalone, mayAbandon),
     };
 
@@ -193,8 +194,9 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
         var bytes = content.Bytes();
         var cuts = Enumerable.Range(0, rng.Next(1, 6)).Select(_ => rng.Next(0, bytes.Length + 1))
             .Append(0).Append(bytes.Length).Distinct().Order()
-            // A session of exactly one byte reports Range 0-0, like an empty one; keep that ambiguity out of the way.
-            .Where(c => c != 1 || bytes.Length == 1).ToList();
+            // A session of exactly one byte reports Range 0-0, like an empty one (as distribution does: the spec's
+            // inclusive end cannot say "nothing"); keep that protocol ambiguity out of the way.
+            .Where(c => c != 1).ToList();
         var lastInPut = cuts.Count > 2 && rng.Next(2) == 0;
         var patches = lastInPut ? cuts.Count - 2 : cuts.Count - 1;
         var abandon = mayAbandon && rng.Next(8) == 0;
