@@ -9,9 +9,7 @@ internal static class CatalogEndpoints
     {
         if (!Responses.TryReadPagination(context.Request, services.Options.Pagination.MaxPageSize, out var n, out var last))
             return new RegistryError(ErrorCode.PaginationInvalid);
-        var page = n == 0
-            ? new Registry.Storage.Model.Page<string>([], false)
-            : await services.Metadata.ListRepositoriesAsync(n, last, context.RequestAborted);
+        var page = await services.Metadata.ListRepositoriesAsync(n, last, context.RequestAborted);
         return Responses.Json(writer =>
         {
             writer.WriteStartObject();

@@ -16,9 +16,7 @@ internal static class ReferrerEndpoints
         if (!Responses.TryReadPagination(context.Request, services.Options.Pagination.MaxPageSize, out var n, out var last))
             return new RegistryError(ErrorCode.PaginationInvalid);
         var artifactType = context.Request.Query["artifactType"].FirstOrDefault();
-        var page = n == 0
-            ? new Page<ManifestRecord>([], false)
-            : await services.Metadata.ListReferrersAsync(name, subject, artifactType, n, last, context.RequestAborted);
+        var page = await services.Metadata.ListReferrersAsync(name, subject, artifactType, n, last, context.RequestAborted);
         return Responses.Json(writer =>
         {
             writer.WriteStartObject();
@@ -45,11 +43,8 @@ internal static class ReferrerEndpoints
         {
             if (artifactType is not null) response.Headers["OCI-Filters-Applied"] = "artifactType";
             if (page.HasMore)
-            {
-                var link = $"/v2/{name}/referrers/{subject}";
-                response.Headers.Link = $"<{link}?n={n}&last={page.Items[^1].Digest}" +
-                    (artifactType is null ? "" : $"&artifactType={Uri.EscapeDataString(artifactType)}") + ">; rel=\"next\"";
-            }
+                Responses.NextLink(response, $"/v2/{name}/referrers/{subject}", n, page.Items[^1].Digest.ToString(),
+                    ("artifactType", artifactType));
         });
     }
 }

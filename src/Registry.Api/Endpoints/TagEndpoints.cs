@@ -14,7 +14,7 @@ internal static class TagEndpoints
             return new RegistryError(ErrorCode.PaginationInvalid);
         if (!await services.Metadata.RepositoryExistsAsync(name, ct))
             return new RegistryError(ErrorCode.NameUnknown);
-        var page = n == 0 ? new Page<string>([], false) : await services.Metadata.ListTagsAsync(name, n, last, ct);
+        var page = await services.Metadata.ListTagsAsync(name, n, last, ct);
         return Responses.Json(writer =>
         {
             writer.WriteStartObject();

@@ -45,9 +45,19 @@ internal static class Responses
         }
     }
 
-    /// <summary>Writes a <c>Link: &lt;url&gt;; rel="next"</c> header for the page after <paramref name="last"/>.</summary>
-    public static void NextLink(HttpResponse response, string path, int n, string last) =>
-        response.Headers.Link = $"<{path}?n={n}&last={Uri.EscapeDataString(last)}>; rel=\"next\"";
+    /// <summary>
+    /// Writes a <c>Link: &lt;url&gt;; rel="next"</c> header for the page after <paramref name="last"/>, keeping the
+    /// request's other parameters (<paramref name="keep"/>, those with a value) so filters apply to every page.
+    /// </summary>
+    public static void NextLink(HttpResponse response, string path, int n, string last,
+        params (string Name, string? Value)[] keep)
+    {
+        var query = QueryString.Create(keep.Where(p => p.Value is not null)
+            .Select(p => new KeyValuePair<string, string?>(p.Name, p.Value))
+            .Append(new("n", n.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+            .Append(new("last", last)));
+        response.Headers.Link = $"<{path}{query}>; rel=\"next\"";
+    }
 
     /// <summary>
     /// Reads <c>n</c> and <c>last</c>. Without <c>n</c> a page is the configured maximum; a larger <c>n</c> is

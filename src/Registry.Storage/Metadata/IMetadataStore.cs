@@ -59,7 +59,7 @@ public interface IMetadataStore
     /// <summary>Removes events older than <paramref name="before"/>.</summary>
     ValueTask<int> PruneEventsAsync(DateTimeOffset before, CancellationToken ct);
 
-    /// <summary>Tags in lexical order after <paramref name="last"/>.</summary>
+    /// <summary>Tags in lexical order after <paramref name="last"/>; listings with a limit of 0 are empty.</summary>
     ValueTask<Page<string>> ListTagsAsync(RepositoryName repository, int limit, string? last, CancellationToken ct);
 
     /// <summary>Repository names in lexical order after <paramref name="last"/>.</summary>

@@ -506,6 +506,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             return command.ExecuteNonQuery();
         }, ct);
 
+    private static readonly Page<string> NoNames = new([], false);
+
     private static Page<string> ReadNames(SqliteCommand command, int limit)
     {
         var names = new List<string>(Math.Min(limit, 1024));
@@ -518,6 +520,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<Page<string>> ListTagsAsync(RepositoryName repository, int limit, string? last, CancellationToken ct)
     {
+        if (limit == 0) return ValueTask.FromResult(NoNames);
         using var lease = Read();
         var command = lease.Command("""
             SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
@@ -531,6 +534,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public ValueTask<Page<string>> ListRepositoriesAsync(int limit, string? last, CancellationToken ct)
     {
+        if (limit == 0) return ValueTask.FromResult(NoNames);
         using var lease = Read();
         var connection = lease.Connection;
         using var command = Command(connection,
@@ -543,6 +547,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<Page<ManifestRecord>> ListReferrersAsync(RepositoryName repository, Digest subject,
         string? artifactType, int limit, string? last, CancellationToken ct)
     {
+        if (limit == 0) return ValueTask.FromResult(new Page<ManifestRecord>([], false));
         using var lease = Read();
         var command = lease.Command($"""
             SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id

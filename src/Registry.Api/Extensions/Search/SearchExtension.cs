@@ -91,13 +91,9 @@ internal sealed class SearchExtension : RegistryExtension
             writer.WriteEndObject();
         }, MediaType, response =>
         {
-            if (!more) return;
-            var query = QueryString.Create(new Dictionary<string, string?>
-            {
-                ["q"] = q, ["prefix"] = prefix, ["artifactType"] = artifactType, ["mediaType"] = mediaType,
-                ["n"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture), ["last"] = hits[^1].Name,
-            }.Where(p => p.Value is not null));
-            response.Headers.Link = $"</v2/_registry/search/repositories{query}>; rel=\"next\"";
+            if (more)
+                Responses.NextLink(response, "/v2/_registry/search/repositories", n, hits[^1].Name, ("q", q),
+                    ("prefix", prefix), ("artifactType", artifactType), ("mediaType", mediaType));
         }));
     }
 
