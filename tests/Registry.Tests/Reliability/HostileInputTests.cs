@@ -239,6 +239,28 @@ public class HostileInputTests(RegistryFixture fixture) : IClassFixture<Registry
     }
 
     [Fact]
+    public async Task An_index_that_claims_to_contain_itself_is_refused_either_way()
+    {
+        var repo = RegistryFixture.NewRepo("hostile");
+        static byte[] Index(string child) => Encoding.UTF8.GetBytes(
+            "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[" +
+            $"{{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"{child}\",\"size\":200}}]}}");
+        // An index can only name the digest of other bytes: point it at the digest of its own previous draft.
+        var claimed = Http.Sha256(Index("sha256:" + new string('0', 64)));
+        var index = Index(claimed);
+        var before = StoredFiles();
+
+        var byDigest = await Client.PutManifestAsync(repo, claimed, index, "application/vnd.oci.image.index.v1+json");
+        var byTag = await Client.PutManifestAsync(repo, "self", index, "application/vnd.oci.image.index.v1+json");
+
+        byDigest.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        (await byDigest.ErrorCodeAsync()).Should().Be("DIGEST_INVALID");
+        byTag.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        (await byTag.ErrorCodeAsync()).Should().Be("MANIFEST_BLOB_UNKNOWN");
+        StoredFiles().Should().Be(before);
+    }
+
+    [Fact]
     public async Task A_manifest_with_invalid_utf8_is_MANIFEST_INVALID()
     {
         var repo = RegistryFixture.NewRepo("hostile");
