@@ -72,14 +72,18 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly ConcurrentBag<PooledReader> _readers = new();
+    private readonly ConcurrentBag<Prepared> _readers = new();
     private const int MaxIdleReaders = 32;
     /// <summary>The one connection writes use, under <see cref="_writeLock"/>.</summary>
-    private SqliteConnection? _writer;
+    private Prepared? _writer;
+    private readonly TagListCache _tagLists;
     private TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public SqliteMetadataStore(string databasePath)
+    /// <param name="databasePath">The database file; created with its schema when missing.</param>
+    /// <param name="tagCacheCapacity">How many tag names (over all repositories) the tag list cache may hold.</param>
+    public SqliteMetadataStore(string databasePath, int tagCacheCapacity = 100_000)
     {
+        _tagLists = new TagListCache(tagCacheCapacity);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = databasePath,
@@ -95,7 +99,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     public void Dispose()
     {
-        _writer?.Dispose();
+        _writer?.Connection.Dispose();
         while (_readers.TryTake(out var reader)) reader.Connection.Dispose();
         SqliteConnection.ClearAllPools();
         _writeLock.Dispose();
@@ -114,16 +118,19 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     }
 
     /// <summary>A reader connection from the store's own pool (opened once, with its pragmas), returned on dispose.</summary>
-    private ReaderLease Read() => new(this, _readers.TryTake(out var reader) ? reader : new PooledReader(Open()));
+    private ReaderLease Read() => new(this, _readers.TryTake(out var reader) ? reader : new Prepared(Open()));
 
     /// <summary>A reader connection with its prepared statements, so a hot query is parsed once per connection.</summary>
-    private sealed class PooledReader(SqliteConnection connection)
+    private sealed class Prepared(SqliteConnection connection)
     {
         private readonly Dictionary<string, SqliteCommand> _statements = new();
 
         public SqliteConnection Connection { get; } = connection;
 
-        public SqliteCommand Statement(string sql)
+        /// <summary>The writer's transaction while a write runs; every command it hands out joins it.</summary>
+        public SqliteTransaction? Transaction { get; set; }
+
+        public SqliteCommand Command(string sql)
         {
             if (!_statements.TryGetValue(sql, out var command))
             {
@@ -133,16 +140,19 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
                 _statements[sql] = command;
             }
             command.Parameters.Clear();
+            command.Transaction = Transaction;
             return command;
         }
     }
 
-    private readonly struct ReaderLease(SqliteMetadataStore store, PooledReader reader) : IDisposable
+    private readonly struct ReaderLease(SqliteMetadataStore store, Prepared reader) : IDisposable
     {
         public SqliteConnection Connection => reader.Connection;
 
+        public Prepared Db => reader;
+
         /// <summary>A prepared command owned by the pool: set its parameters, execute, do not dispose it.</summary>
-        public SqliteCommand Command(string sql) => reader.Statement(sql);
+        public SqliteCommand Command(string sql) => reader.Command(sql);
 
         public void Dispose()
         {
@@ -166,17 +176,31 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         return command;
     }
 
-    private async ValueTask<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, T> work, CancellationToken ct)
+    /// <summary>
+    /// Runs <paramref name="work"/> in one transaction on the writer connection. <paramref name="tagsOf"/> names the
+    /// repository whose tags the write may change: its cached tag list is dropped once the change is committed.
+    /// </summary>
+    private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null)
     {
         await _writeLock.WaitAsync(ct);
         try
         {
-            var connection = _writer ??= Open();
-            using var tx = connection.BeginTransaction(deferred: false);
-            var result = work(connection, tx);
+            var db = _writer ??= new Prepared(Open());
+            using var tx = db.Connection.BeginTransaction(deferred: false);
+            db.Transaction = tx;
+            T result;
+            try
+            {
+                result = work(db);
+            }
+            finally
+            {
+                db.Transaction = null;
+            }
             // work may have rolled back (nothing to keep); a completed transaction has no connection.
             if (tx.Connection is null) return result;
             tx.Commit();
+            if (tagsOf is { } repository) _tagLists.Invalidate(repository.Value);
             Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
                 .TrySetResult();
             return result;
@@ -189,32 +213,32 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
 
     private static long Ms(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
 
-    private static long? RepositoryId(SqliteConnection connection, RepositoryName repository, SqliteTransaction? tx = null)
+    private static long? RepositoryId(Prepared db, RepositoryName repository)
     {
-        using var command = Command(connection, "SELECT id FROM repositories WHERE name = $name", tx);
+        var command = db.Command("SELECT id FROM repositories WHERE name = $name");
         command.Parameters.AddWithValue("$name", repository.Value);
         return command.ExecuteScalar() is long id ? id : null;
     }
 
-    private static long EnsureRepository(SqliteConnection connection, SqliteTransaction tx, RepositoryName repository, long now)
+    private static long EnsureRepository(Prepared db, RepositoryName repository, long now)
     {
-        if (RepositoryId(connection, repository, tx) is { } id) return id;
-        using var command = Command(connection, "INSERT INTO repositories(name, created_at) VALUES ($name, $now) RETURNING id", tx);
+        if (RepositoryId(db, repository) is { } id) return id;
+        var command = db.Command("INSERT INTO repositories(name, created_at) VALUES ($name, $now) RETURNING id");
         command.Parameters.AddWithValue("$name", repository.Value);
         command.Parameters.AddWithValue("$now", now);
         var created = (long)command.ExecuteScalar()!;
-        AddEvent(connection, tx, now, EventActions.RepositoryCreate, repository);
+        AddEvent(db, now, EventActions.RepositoryCreate, repository);
         return created;
     }
 
     /// <summary>Appends to the outbox inside the caller's transaction: the event exists if and only if the change does.</summary>
-    private static void AddEvent(SqliteConnection connection, SqliteTransaction tx, long now, string action,
+    private static void AddEvent(Prepared db, long now, string action,
         RepositoryName repository, Digest? digest = null, string? tag = null, string? mediaType = null, long? size = null)
     {
-        using var command = Command(connection, """
+        var command = db.Command("""
             INSERT INTO events(at, action, repository, digest, tag, media_type, size)
             VALUES ($now, $action, $repo, $digest, $tag, $mediaType, $size)
-            """, tx);
+            """);
         command.Parameters.AddWithValue("$now", now);
         command.Parameters.AddWithValue("$action", action);
         command.Parameters.AddWithValue("$repo", repository.Value);
@@ -225,10 +249,9 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         command.ExecuteNonQuery();
     }
 
-    private static void EnsureBlob(SqliteConnection connection, SqliteTransaction tx, Digest digest, long size, long now)
+    private static void EnsureBlob(Prepared db, Digest digest, long size, long now)
     {
-        using var command = Command(connection,
-            "INSERT INTO blobs(digest, size, created_at) VALUES ($digest, $size, $now) ON CONFLICT(digest) DO NOTHING", tx);
+        var command = db.Command("INSERT INTO blobs(digest, size, created_at) VALUES ($digest, $size, $now) ON CONFLICT(digest) DO NOTHING");
         command.Parameters.AddWithValue("$digest", digest.ToString());
         command.Parameters.AddWithValue("$size", size);
         command.Parameters.AddWithValue("$now", now);
@@ -266,15 +289,15 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     }
 
     public ValueTask LinkBlobAsync(RepositoryName repository, Digest digest, long size, DateTimeOffset now, CancellationToken ct) =>
-        new(WriteAsync((connection, tx) =>
+        new(WriteAsync(db =>
         {
             var ms = Ms(now);
-            var repositoryId = EnsureRepository(connection, tx, repository, ms);
-            EnsureBlob(connection, tx, digest, size, ms);
-            using var command = Command(connection, """
+            var repositoryId = EnsureRepository(db, repository, ms);
+            EnsureBlob(db, digest, size, ms);
+            var command = db.Command("""
                 INSERT INTO repository_blobs(repository_id, digest, linked_at) VALUES ($repo, $digest, $now)
                 ON CONFLICT DO NOTHING
-                """, tx);
+                """);
             command.Parameters.AddWithValue("$repo", repositoryId);
             command.Parameters.AddWithValue("$digest", digest.ToString());
             command.Parameters.AddWithValue("$now", ms);
@@ -283,16 +306,16 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         }, ct).AsTask());
 
     public ValueTask<bool> UnlinkBlobAsync(RepositoryName repository, Digest digest, DateTimeOffset now, CancellationToken ct) =>
-        WriteAsync((connection, tx) =>
+        WriteAsync(db =>
         {
-            using var command = Command(connection, """
+            var command = db.Command("""
                 DELETE FROM repository_blobs
                 WHERE repository_id = (SELECT id FROM repositories WHERE name = $name) AND digest = $digest
-                """, tx);
+                """);
             command.Parameters.AddWithValue("$name", repository.Value);
             command.Parameters.AddWithValue("$digest", digest.ToString());
             if (command.ExecuteNonQuery() == 0) return false;
-            AddEvent(connection, tx, Ms(now), EventActions.BlobDelete, repository, digest);
+            AddEvent(db, Ms(now), EventActions.BlobDelete, repository, digest);
             return true;
         }, ct);
 
@@ -327,15 +350,15 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         return ValueTask.FromResult(reader.Read() ? ReadManifest(reader) : null);
     }
 
-    private static Digest? FirstMissing(SqliteConnection connection, SqliteTransaction? tx, long? repositoryId,
+    private static Digest? FirstMissing(Prepared db, long? repositoryId,
         IReadOnlyList<ManifestReference> references)
     {
         foreach (var reference in references)
         {
             if (repositoryId is null) return reference.Target;
-            using var check = Command(connection, reference.Kind == ReferenceKind.Blob
+            var check = db.Command(reference.Kind == ReferenceKind.Blob
                 ? "SELECT 1 FROM repository_blobs WHERE repository_id = $repo AND digest = $digest"
-                : "SELECT 1 FROM manifests WHERE repository_id = $repo AND digest = $digest", tx);
+                : "SELECT 1 FROM manifests WHERE repository_id = $repo AND digest = $digest");
             check.Parameters.AddWithValue("$repo", repositoryId);
             check.Parameters.AddWithValue("$digest", reference.Target.ToString());
             if (check.ExecuteScalar() is null) return reference.Target;
@@ -347,28 +370,27 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         IReadOnlyList<ManifestReference> references, CancellationToken ct)
     {
         using var lease = Read();
-        var connection = lease.Connection;
-        return ValueTask.FromResult(FirstMissing(connection, null, RepositoryId(connection, repository), references));
+        return ValueTask.FromResult(FirstMissing(lease.Db, RepositoryId(lease.Db, repository), references));
     }
 
     public ValueTask<PutManifestResult> PutManifestAsync(RepositoryName repository, ManifestRecord manifest,
         IReadOnlyList<ManifestReference> references, IReadOnlyList<Tag> tags, CancellationToken ct) =>
-        WriteAsync((connection, tx) =>
+        WriteAsync(db =>
         {
             var now = Ms(manifest.PushedAt);
-            var repositoryId = EnsureRepository(connection, tx, repository, now);
-            if (FirstMissing(connection, tx, repositoryId, references) is { } missing)
+            var repositoryId = EnsureRepository(db, repository, now);
+            if (FirstMissing(db, repositoryId, references) is { } missing)
             {
-                tx.Rollback();
+                db.Transaction!.Rollback();
                 return new PutManifestResult(PutManifestStatus.MissingReference, missing);
             }
 
-            EnsureBlob(connection, tx, manifest.Digest, manifest.Size, now);
-            using (var insert = Command(connection, """
+            EnsureBlob(db, manifest.Digest, manifest.Size, now);
+            var insert = db.Command("""
                 INSERT INTO manifests(repository_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
                 VALUES ($repo, $digest, $mediaType, $size, $artifactType, $subject, $annotations, $now)
                 ON CONFLICT DO NOTHING
-                """, tx))
+                """);
             {
                 insert.Parameters.AddWithValue("$repo", repositoryId);
                 insert.Parameters.AddWithValue("$digest", manifest.Digest.ToString());
@@ -382,10 +404,10 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
                 {
                     foreach (var reference in references)
                     {
-                        using var link = Command(connection, """
+                        var link = db.Command("""
                             INSERT INTO manifest_references(repository_id, manifest, target, kind)
                             VALUES ($repo, $manifest, $target, $kind) ON CONFLICT DO NOTHING
-                            """, tx);
+                            """);
                         link.Parameters.AddWithValue("$repo", repositoryId);
                         link.Parameters.AddWithValue("$manifest", manifest.Digest.ToString());
                         link.Parameters.AddWithValue("$target", reference.Target.ToString());
@@ -395,24 +417,23 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
                 }
             }
 
-            AddEvent(connection, tx, now, EventActions.ManifestPush, repository, manifest.Digest,
+            AddEvent(db, now, EventActions.ManifestPush, repository, manifest.Digest,
                 tags.Count > 0 ? tags[0].Value : null, manifest.MediaType, manifest.Size);
             foreach (var tag in tags)
             {
-                using (var previous = Command(connection,
-                           "SELECT digest FROM tags WHERE repository_id = $repo AND name = $name", tx))
+                var previous = db.Command("SELECT digest FROM tags WHERE repository_id = $repo AND name = $name");
                 {
                     previous.Parameters.AddWithValue("$repo", repositoryId);
                     previous.Parameters.AddWithValue("$name", tag.Value);
                     var before = previous.ExecuteScalar() as string;
                     if (before != manifest.Digest.ToString())
-                        AddEvent(connection, tx, now, before is null ? EventActions.TagCreate : EventActions.TagUpdate,
+                        AddEvent(db, now, before is null ? EventActions.TagCreate : EventActions.TagUpdate,
                             repository, manifest.Digest, tag.Value, manifest.MediaType, manifest.Size);
                 }
-                using var upsert = Command(connection, """
+                var upsert = db.Command("""
                     INSERT INTO tags(repository_id, name, digest, updated_at) VALUES ($repo, $name, $digest, $now)
                     ON CONFLICT(repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
-                    """, tx);
+                    """);
                 upsert.Parameters.AddWithValue("$repo", repositoryId);
                 upsert.Parameters.AddWithValue("$name", tag.Value);
                 upsert.Parameters.AddWithValue("$digest", manifest.Digest.ToString());
@@ -420,16 +441,15 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
                 upsert.ExecuteNonQuery();
             }
             return new PutManifestResult(PutManifestStatus.Stored);
-        }, ct);
+        }, ct, tagsOf: repository);
 
     public ValueTask<bool> DeleteManifestAsync(RepositoryName repository, Digest digest, DateTimeOffset now,
         CancellationToken ct) =>
-        WriteAsync((connection, tx) =>
+        WriteAsync(db =>
         {
-            if (RepositoryId(connection, repository, tx) is not { } repositoryId) return false;
+            if (RepositoryId(db, repository) is not { } repositoryId) return false;
             var tags = new List<string>();
-            using (var select = Command(connection,
-                       "SELECT name FROM tags WHERE repository_id = $repo AND digest = $digest ORDER BY name", tx))
+            var select = db.Command("SELECT name FROM tags WHERE repository_id = $repo AND digest = $digest ORDER BY name");
             {
                 select.Parameters.AddWithValue("$repo", repositoryId);
                 select.Parameters.AddWithValue("$digest", digest.ToString());
@@ -442,33 +462,33 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
                          "DELETE FROM manifest_references WHERE repository_id = $repo AND manifest = $digest",
                      })
             {
-                using var command = Command(connection, sql, tx);
+                var command = db.Command(sql);
                 command.Parameters.AddWithValue("$repo", repositoryId);
                 command.Parameters.AddWithValue("$digest", digest.ToString());
                 command.ExecuteNonQuery();
             }
-            using var delete = Command(connection, "DELETE FROM manifests WHERE repository_id = $repo AND digest = $digest", tx);
+            var delete = db.Command("DELETE FROM manifests WHERE repository_id = $repo AND digest = $digest");
             delete.Parameters.AddWithValue("$repo", repositoryId);
             delete.Parameters.AddWithValue("$digest", digest.ToString());
             if (delete.ExecuteNonQuery() == 0) return false;
-            foreach (var tag in tags) AddEvent(connection, tx, Ms(now), EventActions.TagDelete, repository, digest, tag);
-            AddEvent(connection, tx, Ms(now), EventActions.ManifestDelete, repository, digest);
+            foreach (var tag in tags) AddEvent(db, Ms(now), EventActions.TagDelete, repository, digest, tag);
+            AddEvent(db, Ms(now), EventActions.ManifestDelete, repository, digest);
             return true;
-        }, ct);
+        }, ct, tagsOf: repository);
 
     public ValueTask<bool> DeleteTagAsync(RepositoryName repository, Tag tag, DateTimeOffset now, CancellationToken ct) =>
-        WriteAsync((connection, tx) =>
+        WriteAsync(db =>
         {
-            using var command = Command(connection, """
+            var command = db.Command("""
                 DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $name) AND name = $tag
                 RETURNING digest
-                """, tx);
+                """);
             command.Parameters.AddWithValue("$name", repository.Value);
             command.Parameters.AddWithValue("$tag", tag.Value);
             if (command.ExecuteScalar() is not string digest) return false;
-            AddEvent(connection, tx, Ms(now), EventActions.TagDelete, repository, Digest.Parse(digest), tag.Value);
+            AddEvent(db, Ms(now), EventActions.TagDelete, repository, Digest.Parse(digest), tag.Value);
             return true;
-        }, ct);
+        }, ct, tagsOf: repository);
 
     public async ValueTask<IReadOnlyList<RegistryEvent>> ReadEventsAsync(long afterId, int limit, CancellationToken ct)
     {
@@ -499,9 +519,9 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public Task WaitForChangeAsync(CancellationToken ct) => Volatile.Read(ref _committed).Task.WaitAsync(ct);
 
     public ValueTask<int> PruneEventsAsync(DateTimeOffset before, CancellationToken ct) =>
-        WriteAsync((connection, tx) =>
+        WriteAsync(db =>
         {
-            using var command = Command(connection, "DELETE FROM events WHERE at < $before", tx);
+            var command = db.Command("DELETE FROM events WHERE at < $before");
             command.Parameters.AddWithValue("$before", Ms(before));
             return command.ExecuteNonQuery();
         }, ct);
@@ -521,6 +541,12 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<Page<string>> ListTagsAsync(RepositoryName repository, int limit, string? last, CancellationToken ct)
     {
         if (limit == 0) return ValueTask.FromResult(NoNames);
+        if ((_tagLists.TryGet(repository.Value, out var cached) ? cached : LoadTags(repository)) is { } tags)
+        {
+            var start = last is null ? 0 : IndexAfter(tags, last);
+            var count = Math.Min(limit, tags.Length - start);
+            return ValueTask.FromResult(new Page<string>(new ArraySegment<string>(tags, start, count), start + count < tags.Length));
+        }
         using var lease = Read();
         var command = lease.Command("""
             SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
@@ -530,6 +556,35 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         command.Parameters.AddWithValue("$last", last ?? "");
         command.Parameters.AddWithValue("$limit", limit + 1);
         return ValueTask.FromResult(ReadNames(command, limit));
+    }
+
+    /// <summary>
+    /// The position of the first name after <paramref name="last"/>. Ordinal order is the database's (BINARY) order
+    /// here: tag names are ASCII, and any other character sorts after ASCII in both UTF-8 and UTF-16.
+    /// </summary>
+    private static int IndexAfter(string[] sorted, string last)
+    {
+        var i = Array.BinarySearch(sorted, last, StringComparer.Ordinal);
+        return i >= 0 ? i + 1 : ~i;
+    }
+
+    /// <summary>All of a repository's tags, sorted, kept in the cache; null if there are too many to keep.</summary>
+    private string[]? LoadTags(RepositoryName repository)
+    {
+        var readAt = _tagLists.Version;
+        using var lease = Read();
+        var command = lease.Command("""
+            SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+            WHERE r.name = $name ORDER BY t.name LIMIT $limit
+            """);
+        command.Parameters.AddWithValue("$name", repository.Value);
+        command.Parameters.AddWithValue("$limit", _tagLists.Capacity + 1);
+        var names = new List<string>();
+        using (var reader = command.ExecuteReader())
+            while (reader.Read()) names.Add(reader.GetString(0));
+        var tags = names.Count > _tagLists.Capacity ? null : names.ToArray();
+        _tagLists.Store(repository.Value, tags, readAt);
+        return tags;
     }
 
     public ValueTask<Page<string>> ListRepositoriesAsync(int limit, string? last, CancellationToken ct)
@@ -569,10 +624,9 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     }
 
     public ValueTask CreateUploadAsync(UploadSession session, CancellationToken ct) =>
-        new(WriteAsync((connection, tx) =>
+        new(WriteAsync(db =>
         {
-            using var command = Command(connection,
-                "INSERT INTO uploads(id, repository, started_at) VALUES ($id, $repo, $now)", tx);
+            var command = db.Command("INSERT INTO uploads(id, repository, started_at) VALUES ($id, $repo, $now)");
             command.Parameters.AddWithValue("$id", session.Id.Value);
             command.Parameters.AddWithValue("$repo", session.Repository.Value);
             command.Parameters.AddWithValue("$now", Ms(session.StartedAt));
@@ -592,9 +646,9 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     }
 
     public ValueTask DeleteUploadAsync(UploadId id, CancellationToken ct) =>
-        new(WriteAsync((connection, tx) =>
+        new(WriteAsync(db =>
         {
-            using var command = Command(connection, "DELETE FROM uploads WHERE id = $id", tx);
+            var command = db.Command("DELETE FROM uploads WHERE id = $id");
             command.Parameters.AddWithValue("$id", id.Value);
             return command.ExecuteNonQuery();
         }, ct).AsTask());
