@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.AspNetCore.Http.Features;
 using Registry.Api.Http;
 using Registry.Storage.Blobs;
@@ -32,15 +33,10 @@ internal static class UploadEndpoints
             var digestValue = query["digest"].ToString();
             if (!Digest.TryParse(digestValue, out var digest))
                 return new RegistryError(ErrorCode.DigestInvalid, $"invalid digest '{digestValue}'");
-            if (await OpenSessionAsync(name, services, ct) is not { } id)
-                return new RegistryError(ErrorCode.TooManyRequests, "too many open upload sessions");
-            var appended = await AppendAsync(context, name, id, offset: 0, services);
-            if (appended is not null)
-            {
-                await DiscardAsync(id, services);
-                return appended;
-            }
-            return await CommitAsync(name, id, digest, services, ct);
+            // A single request needs no session: the body goes straight to a temporary file and is published.
+            if (!TryExpectedLength(context.Request, out var expected, out var invalid)) return invalid;
+            var stored = await services.Blobs.StoreAsync(digest, context.Request.BodyReader, expected, ct);
+            return await CommittedAsync(name, digest, stored, services);
         }
 
         if (await HasNonEmptyBodyAsync(context))
@@ -146,21 +142,31 @@ internal static class UploadEndpoints
         return Responses.Empty(StatusCodes.Status202Accepted, response => SessionHeaders(response, name, id, size));
     }
 
+    /// <summary>How many bytes the body must have (null: until it ends), from Content-Length and Content-Range.</summary>
+    private static bool TryExpectedLength(HttpRequest request, out long? expected, [NotNullWhen(false)] out IResult? error)
+    {
+        expected = request.ContentLength;
+        error = null;
+        var header = request.Headers.ContentRange.ToString();
+        if (header.Length > 0 && ContentRange.TryParse(header, out var range))
+        {
+            if (expected is { } length && length != range.Length)
+            {
+                error = new RegistryError(ErrorCode.RangeInvalid,
+                    $"Content-Range covers {range.Length} bytes but Content-Length is {length}");
+                return false;
+            }
+            expected = range.Length;
+        }
+        return true;
+    }
+
     /// <summary>Appends the request body; null on success, else the error to answer.</summary>
     private static async Task<IResult?> AppendAsync(HttpContext context, RepositoryName name, UploadId id, long? offset,
         RegistryServices services)
     {
         var request = context.Request;
-        long? expected = request.ContentLength;
-        var header = request.Headers.ContentRange.ToString();
-        if (header.Length > 0 && ContentRange.TryParse(header, out var range))
-        {
-            if (expected is { } length && length != range.Length)
-                return new RegistryError(ErrorCode.RangeInvalid,
-                    $"Content-Range covers {range.Length} bytes but Content-Length is {length}");
-            expected = range.Length;
-        }
-
+        if (!TryExpectedLength(request, out var expected, out var invalid)) return invalid;
         var result = await services.Blobs.AppendAsync(id, offset, request.BodyReader, expected, context.RequestAborted);
         return result.Status switch
         {
@@ -214,15 +220,21 @@ internal static class UploadEndpoints
         var result = await services.Blobs.CommitAsync(id, digest, expectedSize: null, ct);
         if (result.Status == CommitStatus.UnknownSession) return UnknownSession(id.Value);
         await services.Metadata.DeleteUploadAsync(id, CancellationToken.None);
-        return result.Status switch
-        {
-            CommitStatus.Committed => await LinkAsync(name, digest, result.Size, services),
-            CommitStatus.DigestMismatch => new RegistryError(ErrorCode.DigestInvalid,
-                $"uploaded content does not match {digest}; the upload was discarded"),
-            CommitStatus.SizeMismatch => new RegistryError(ErrorCode.SizeInvalid),
-            _ => new RegistryError(ErrorCode.StorageFull, "the upload was discarded"),
-        };
+        return await CommittedAsync(name, digest, result, services);
     }
+
+    /// <summary>The answer to a finished upload: linked and 201 if the blob was published, else why not.</summary>
+    private static async Task<IResult> CommittedAsync(RepositoryName name, Digest digest, CommitResult result,
+        RegistryServices services) => result.Status switch
+    {
+        CommitStatus.Committed => await LinkAsync(name, digest, result.Size, services),
+        CommitStatus.DigestMismatch => new RegistryError(ErrorCode.DigestInvalid,
+            $"uploaded content does not match {digest}; the upload was discarded"),
+        CommitStatus.SizeMismatch => new RegistryError(ErrorCode.SizeInvalid),
+        CommitStatus.Incomplete => new RegistryError(ErrorCode.SizeInvalid,
+            "the body did not have the length its headers declared; nothing of it was kept"),
+        _ => new RegistryError(ErrorCode.StorageFull, "the upload was discarded"),
+    };
 
     private static async Task<IResult> LinkAsync(RepositoryName name, Digest digest, long size, RegistryServices services)
     {

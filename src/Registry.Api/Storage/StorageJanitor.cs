@@ -9,7 +9,8 @@ namespace Registry.Api.Storage;
 
 /// <summary>
 /// Expires upload sessions that were never finished, prunes the event outbox, and at start-up removes what a crash can leave behind: upload
-/// files that no session owns (a crash between the two steps of opening a session) and half-written manifests.
+/// files that no session owns (a crash between the two steps of opening a session) and half-written manifests and
+/// single-request blobs (temporary files).
 /// </summary>
 internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, StorageLayout layout,
     IOptions<RegistryOptions> options, TimeProvider time, ILogger<StorageJanitor> logger) : BackgroundService

@@ -69,6 +69,50 @@ public sealed class FileSystemBlobStore : IBlobStore
         return ValueTask.CompletedTask;
     }
 
+    public async ValueTask<CommitResult> StoreAsync(Digest digest, PipeReader body, long? expectedLength,
+        CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(Digest.HashName(digest.Algorithm));
+        var target = _layout.BlobPath(digest);
+        if (File.Exists(target))
+        {
+            // Deduplicated: the bytes are only hashed, so a wrong digest is still refused.
+            var read = await CopyAsync(body, handle: null, hash, 0, expectedLength, flushToDisk: false, ct);
+            return Verified(read, hash, digest);
+        }
+
+        var temp = _layout.NewTempPath();
+        try
+        {
+            CommitResult result;
+            using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                result = Verified(await CopyAsync(body, handle, hash, 0, expectedLength, _flushToDisk, ct), hash, digest);
+                if (result.Status != CommitStatus.Committed) return result;
+                if (_flushToDisk) RandomAccess.FlushToDisk(handle);
+            }
+            Publish(temp, target);
+            return result;
+        }
+        catch (IOException)
+        {
+            return new CommitResult(CommitStatus.StorageFull, 0);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    private static CommitResult Verified(AppendResult copied, IncrementalHash hash, Digest expected) => copied.Status switch
+    {
+        AppendStatus.Appended when Digest.FromHash(expected.Algorithm, hash.GetCurrentHash()) == expected =>
+            new CommitResult(CommitStatus.Committed, copied.Size),
+        AppendStatus.Appended => new CommitResult(CommitStatus.DigestMismatch, copied.Size),
+        AppendStatus.StorageFull => new CommitResult(CommitStatus.StorageFull, copied.Size),
+        _ => new CommitResult(CommitStatus.Incomplete, copied.Size),
+    };
+
     /// <summary>Moves a verified file to its content address; if the content is already there, that is success.</summary>
     private static void Publish(string source, string target)
     {
@@ -144,8 +188,11 @@ public sealed class FileSystemBlobStore : IBlobStore
         }
     }
 
-    /// <summary>Streams the body into the file at <paramref name="position"/>, hashing each segment as it passes.</summary>
-    private static async ValueTask<AppendResult> CopyAsync(PipeReader body, SafeFileHandle handle, IncrementalHash hash,
+    /// <summary>
+    /// Streams the body into the file at <paramref name="position"/> (no file: only hashes it), hashing each segment
+    /// as it passes.
+    /// </summary>
+    private static async ValueTask<AppendResult> CopyAsync(PipeReader body, SafeFileHandle? handle, IncrementalHash hash,
         long position, long? expectedLength, bool flushToDisk, CancellationToken ct)
     {
         long written = 0;
@@ -181,7 +228,7 @@ public sealed class FileSystemBlobStore : IBlobStore
                 }
                 try
                 {
-                    RandomAccess.Write(handle, segments, position + written);
+                    if (handle is not null) RandomAccess.Write(handle, segments, position + written);
                 }
                 catch (IOException)
                 {
@@ -189,7 +236,7 @@ public sealed class FileSystemBlobStore : IBlobStore
                     return new AppendResult(AppendStatus.StorageFull, written);
                 }
                 written += buffer.Length;
-                if (flushToDisk && written - writtenBack >= WritebackChunk)
+                if (handle is not null && flushToDisk && written - writtenBack >= WritebackChunk)
                 {
                     // Start writing this stretch to disk now, so the fsync at commit has little left to do.
                     Writeback.Start(handle, position + writtenBack, written - writtenBack);

@@ -27,6 +27,8 @@ public enum CommitStatus
     SizeMismatch,
     UnknownSession,
     StorageFull,
+    /// <summary>The body ended before, or went past, the length its request declared; nothing was kept.</summary>
+    Incomplete,
 }
 
 public readonly record struct CommitResult(CommitStatus Status, long Size);
@@ -45,6 +47,14 @@ public interface IBlobStore
 
     /// <summary>Publishes small content held in memory (a manifest) under its digest.</summary>
     ValueTask PutAsync(Digest digest, ReadOnlyMemory<byte> content, CancellationToken ct);
+
+    /// <summary>
+    /// Streams a whole blob in one call (a single-request upload, no session): verified against
+    /// <paramref name="digest"/> as it is written and published only if it matches. With
+    /// <paramref name="expectedLength"/>, exactly that many bytes MUST arrive. Content already stored is still
+    /// read and verified, but not written again.
+    /// </summary>
+    ValueTask<CommitResult> StoreAsync(Digest digest, PipeReader body, long? expectedLength, CancellationToken ct);
 
     ValueTask CreateUploadAsync(UploadId id, CancellationToken ct);
 

@@ -90,6 +90,49 @@ public class UploadSessionTests
     }
 
     [Fact]
+    public async Task A_single_request_upload_opens_no_session_and_leaves_no_file()
+    {
+        await using var server = await RegistryServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["Registry:Uploads:MaxSessions"] = "1",
+        });
+        using var client = server.CreateClient();
+        await client.StartUploadAsync("single/app"); // the only session allowed
+        var data = RandomNumberGenerator.GetBytes(300_000);
+        var digest = Http.Sha256(data);
+
+        var response = await client.PostAsync($"v2/single/app/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
+
+        response.StatusCode.Should().Be(HttpStatusCode.Created, "a single request is not a session and is not capped as one");
+        response.Headers.Location!.ToString().Should().Be($"/v2/single/app/blobs/{digest}");
+        (await client.GetByteArrayAsync($"v2/single/app/blobs/{digest}")).Should().Equal(data);
+        Directory.EnumerateFiles(Path.Combine(server.StoragePath!, "uploads")).Should().HaveCount(1, "only the open session's");
+        Directory.EnumerateFiles(Path.Combine(server.StoragePath!, "tmp")).Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task A_single_request_for_stored_content_is_still_verified()
+    {
+        await using var server = await RegistryServer.StartAsync(new Dictionary<string, string?>());
+        using var client = server.CreateClient();
+        var data = RandomNumberGenerator.GetBytes(70_000);
+        var digest = await client.PushBlobAsync("dedup/one", data);
+
+        var again = await client.PostAsync($"v2/dedup/two/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
+        again.StatusCode.Should().Be(HttpStatusCode.Created);
+        (await client.GetByteArrayAsync($"v2/dedup/two/blobs/{digest}")).Should().Equal(data);
+
+        var other = RandomNumberGenerator.GetBytes(70_000);
+        var lie = await client.PostAsync($"v2/dedup/three/blobs/uploads/?digest={digest}", new ByteArrayContent(other));
+        lie.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        (await lie.ErrorCodeAsync()).Should().Be("DIGEST_INVALID");
+        (await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/dedup/three/blobs/{digest}")))
+            .StatusCode.Should().Be(HttpStatusCode.NotFound, "the wrong bytes must not link the blob");
+        (await client.GetByteArrayAsync($"v2/dedup/one/blobs/{digest}")).Should().Equal(data);
+        Directory.EnumerateFiles(Path.Combine(server.StoragePath!, "tmp")).Should().BeEmpty();
+    }
+
+    [Fact]
     public async Task A_wrong_digest_discards_the_upload_and_stores_nothing()
     {
         await using var server = await RegistryServer.StartAsync(new Dictionary<string, string?>());

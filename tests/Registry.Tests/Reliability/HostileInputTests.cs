@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using System.Text;
 using Registry.Tests.Infrastructure;
 
@@ -15,7 +16,8 @@ public class HostileInputTests(RegistryFixture fixture) : IClassFixture<Registry
 
     private int StoredFiles() =>
         Directory.EnumerateFiles(Path.Combine(Storage, "blobs"), "*", SearchOption.AllDirectories).Count()
-        + Directory.EnumerateFiles(Path.Combine(Storage, "uploads")).Count();
+        + Directory.EnumerateFiles(Path.Combine(Storage, "uploads")).Count()
+        + Directory.EnumerateFiles(Path.Combine(Storage, "tmp")).Count();
 
     /// <summary>Sends raw bytes (paths that HttpClient would normalise) and returns the status line and body.</summary>
     private async Task<(int Status, string Response)> RawAsync(string requestHead, byte[]? body = null, bool closeEarly = false)
@@ -157,6 +159,23 @@ public class HostileInputTests(RegistryFixture fixture) : IClassFixture<Registry
         var status = await Client.GetAsync(location);
         status.StatusCode.Should().Be(HttpStatusCode.NoContent);
         status.Headers.GetValues("Range").Should().Equal("0-99");
+    }
+
+    [Fact]
+    public async Task A_single_request_upload_cut_short_stores_and_links_nothing()
+    {
+        var repo = RegistryFixture.NewRepo("hostile");
+        var data = RandomNumberGenerator.GetBytes(1000);
+        var before = StoredFiles();
+
+        await RawAsync($"POST /v2/{repo}/blobs/uploads/?digest={Http.Sha256(data)} HTTP/1.1\r\nHost: localhost\r\n" +
+                       "Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n", data[..300], closeEarly: true);
+
+        // The server sees the connection close on its own schedule: give it a moment to clean up.
+        for (var i = 0; i < 50 && StoredFiles() != before; i++) await Task.Delay(100);
+        StoredFiles().Should().Be(before);
+        (await Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/{repo}/blobs/{Http.Sha256(data)}")))
+            .StatusCode.Should().Be(HttpStatusCode.NotFound);
     }
 
     [Fact]
