@@ -14,6 +14,7 @@
 #                     disk ceiling's scratch file); deleted at the end
 #   OUT=DIR           where results are kept (default: /tmp/registry-bench-<date>); not deleted
 #   DISTRIBUTION=PATH the distribution binary (default: /usr/bin/docker-registry)
+#   SETTLE=10         seconds to wait after deleting a run's data (after a sync) before the next server starts
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -146,6 +147,11 @@ for round in $(seq 1 "$rounds"); do
     kill -0 "$server_pid" 2>/dev/null || { log "$name DIED during the run"; rc=1; }
     stop_server
     rm -rf "$data"
+    # Let the deletion reach the disk before the next server starts: on ext4, a new file's inode allocation skips
+    # inodes freed in the last seconds (minutes while their inode table block is still dirty), and a run that
+    # starts right after tens of thousands of deletions pays for that scan on every file it creates.
+    sync
+    sleep "${SETTLE:-10}"
     case $rc in
       0) ;;
       3) log "$name answered with errors in round $round: see $out/$name-$round.txt" ;;
