@@ -29,6 +29,7 @@ public static class RegistryApp
         // holds ./data by default (thousands of blob folders).
         var builder = WebApplication.CreateSlimBuilder(["--hostBuilder:reloadConfigOnChange=false", .. args]);
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
+        var metadata = new EarlyMetadataStore(builder.Configuration);
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -42,7 +43,7 @@ public static class RegistryApp
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddRegistryStorage();
+        builder.Services.AddRegistryStorage(metadata);
         builder.Services.AddSingleton<RegistryServices>();
         builder.Services.AddSingleton<ManifestCache>();
         builder.Services.AddSingleton<IAccessPolicy, AllowAllPolicy>();
@@ -65,7 +66,7 @@ public static class RegistryApp
         return app;
     }
 
-    private static IServiceCollection AddRegistryStorage(this IServiceCollection services)
+    private static IServiceCollection AddRegistryStorage(this IServiceCollection services, EarlyMetadataStore metadata)
     {
         services.AddSingleton(provider =>
         {
@@ -75,7 +76,9 @@ public static class RegistryApp
         });
         services.AddSingleton<IBlobStore>(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
             provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
-        services.AddSingleton(provider => new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
+        services.AddSingleton(provider =>
+            metadata.Take(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path)
+            ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
         services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
         return services;
     }
