@@ -30,11 +30,15 @@ internal sealed class WebhookDispatcher(IMetadataStore store, SqliteMetadataStor
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        // Before the server takes requests: a new webhook starts from the current end of the outbox.
-        EnsureCursorTable();
-        var latest = await store.LatestEventIdAsync(cancellationToken);
-        foreach (var webhook in options.Value.Webhooks)
-            if (ReadCursor(webhook.CursorName) is null) WriteCursor(webhook.CursorName, latest);
+        // Before the server takes requests: a new webhook starts from the current end of the outbox. Without webhooks
+        // the database is left alone, which keeps start-up short.
+        if (options.Value.Webhooks.Count > 0)
+        {
+            EnsureCursorTable();
+            var latest = await store.LatestEventIdAsync(cancellationToken);
+            foreach (var webhook in options.Value.Webhooks)
+                if (ReadCursor(webhook.CursorName) is null) WriteCursor(webhook.CursorName, latest);
+        }
         await base.StartAsync(cancellationToken);
     }
 
