@@ -5,25 +5,14 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Clients;
-
-public static class MediaTypes
-{
-    public const string OciManifest = "application/vnd.oci.image.manifest.v1+json";
-    public const string OciIndex = "application/vnd.oci.image.index.v1+json";
-    public const string OciConfig = "application/vnd.oci.image.config.v1+json";
-    public const string OciLayerGzip = "application/vnd.oci.image.layer.v1.tar+gzip";
-    public const string OciLayerZstd = "application/vnd.oci.image.layer.v1.tar+zstd";
-    public const string DockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
-    public const string DockerConfig = "application/vnd.docker.container.image.v1+json";
-    public const string DockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-}
 
 /// <summary>Bytes as stored in a registry or a layout, with their media type and digest.</summary>
 public sealed record Blob(string MediaType, byte[] Bytes)
 {
-    public string Digest { get; } = Sha256(Bytes);
+    public string Digest { get; } = Http.Sha256(Bytes);
     public string Hex => Digest["sha256:".Length..];
     public long Size => Bytes.LongLength;
 
@@ -33,14 +22,12 @@ public sealed record Blob(string MediaType, byte[] Bytes)
         ["digest"] = Digest,
         ["size"] = Size,
     };
-
-    public static string Sha256(byte[] data) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(data));
 }
 
 /// <summary>A gzip-compressed tar layer: the stored blob, the digest of the uncompressed tar and the files in it.</summary>
 public sealed record Layer(Blob Compressed, byte[] Tar, IReadOnlyDictionary<string, byte[]> Files)
 {
-    public string DiffId => Blob.Sha256(Tar);
+    public string DiffId => Http.Sha256(Tar);
 }
 
 /// <summary>One image: manifest, config and layers, for one platform.</summary>
@@ -271,7 +258,7 @@ public static class OciLayout
     public static void ShouldHaveIntactBlobs(string layout)
     {
         foreach (var file in Directory.EnumerateFiles(System.IO.Path.Combine(layout, "blobs", "sha256")))
-            Blob.Sha256(File.ReadAllBytes(file)).Should().Be("sha256:" + System.IO.Path.GetFileName(file),
+            Http.Sha256(File.ReadAllBytes(file)).Should().Be("sha256:" + System.IO.Path.GetFileName(file),
                 $"blob file {file} should hash to its name");
     }
 

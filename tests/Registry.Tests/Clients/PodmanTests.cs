@@ -34,7 +34,7 @@ public sealed class PodmanTests(RegistryFixture fixture) : IClassFixture<Registr
         var digest = File.ReadAllText(digestFile).Trim();
 
         var raw = await Skopeo.RawManifestAsync($"docker://{remote}");
-        Blob.Sha256(raw).Should().Be(digest, "the registry should serve the manifest podman pushed");
+        Http.Sha256(raw).Should().Be(digest, "the registry should serve the manifest podman pushed");
         await ShouldHoldTheBuiltContentAsync(remote, raw, image);
 
         // A fresh pull from the registry gives back the same image, under the pushed digest.
@@ -115,7 +115,7 @@ public sealed class PodmanTests(RegistryFixture fixture) : IClassFixture<Registr
         var digestFile = storage.Sub("digest");
         await storage.BuildahAsync(["push", .. policy, "--tls-verify=false", "--digestfile", digestFile, built, $"docker://{remote}"]);
         var raw = await Skopeo.RawManifestAsync($"docker://{remote}");
-        Blob.Sha256(raw).Should().Be(File.ReadAllText(digestFile).Trim());
+        Http.Sha256(raw).Should().Be(File.ReadAllText(digestFile).Trim());
 
         var manifest = ManifestView.Parse(raw);
         manifest.Layers.Should().HaveCount(image.Layers.Count + 1);
@@ -124,7 +124,7 @@ public sealed class PodmanTests(RegistryFixture fixture) : IClassFixture<Registr
         // Pulled back with skopeo and unpacked with umoci: the built files plus the added one.
         var back = _temp.Sub("back");
         await Skopeo.RunAsync("copy", "--src-tls-verify=false", $"docker://{remote}", $"oci:{back}:built");
-        OciLayout.Resolve(back, "built").Digest.Should().Be(Blob.Sha256(raw));
+        OciLayout.Resolve(back, "built").Digest.Should().Be(Http.Sha256(raw));
         OciLayout.ShouldHaveIntactBlobs(back);
         var config = OciLayout.ReadBlob(back, manifest.ConfigDigest);
         using (var json = JsonDocument.Parse(config))
@@ -158,7 +158,7 @@ public sealed class PodmanTests(RegistryFixture fixture) : IClassFixture<Registr
         for (var i = 0; i < image.Layers.Count; i++)
         {
             var stored = File.ReadAllBytes(Path.Combine(dir, manifest.Layers[i].Digest["sha256:".Length..]));
-            Blob.Sha256(stored).Should().Be(manifest.Layers[i].Digest);
+            Http.Sha256(stored).Should().Be(manifest.Layers[i].Digest);
             stored.LongLength.Should().Be(manifest.Layers[i].Size);
             Layers.IsGzip(stored).Should().BeTrue();
             Layers.Gunzip(stored).AsSpan().SequenceEqual(image.Layers[i].Tar).Should()

@@ -170,7 +170,7 @@ public sealed class SkopeoTests(RegistryFixture fixture) : IClassFixture<Registr
         manifest.ConfigMediaType.Should().Be(MediaTypes.DockerConfig);
         manifest.ConfigDigest.Should().Be(image.Config.Digest, "the config bytes are not changed by the conversion");
         manifest.Layers.Should().Equal(image.Layers.Select(l => (MediaTypes.DockerLayerGzip, l.Compressed.Digest, l.Compressed.Size)));
-        (await Skopeo.RawManifestAsync(Remote(repo, Blob.Sha256(raw)))).Should().Equal(raw);
+        (await Skopeo.RawManifestAsync(Remote(repo, Http.Sha256(raw)))).Should().Equal(raw);
 
         // The dir: transport keeps the manifest and the blobs exactly as served.
         var back = _temp.Sub("back");
@@ -224,7 +224,7 @@ public sealed class SkopeoTests(RegistryFixture fixture) : IClassFixture<Registr
             entries[i].GetProperty("mediaType").GetString().Should().Be(MediaTypes.DockerManifest);
             entries[i].GetProperty("platform").GetProperty("architecture").GetString().Should().Be(image.Architecture);
             var child = await Skopeo.RawManifestAsync(Remote(repo, entries[i].GetProperty("digest").GetString()!));
-            Blob.Sha256(child).Should().Be(entries[i].GetProperty("digest").GetString());
+            Http.Sha256(child).Should().Be(entries[i].GetProperty("digest").GetString());
             child.LongLength.Should().Be(entries[i].GetProperty("size").GetInt64());
             var manifest = ManifestView.Parse(child);
             manifest.MediaType.Should().Be(MediaTypes.DockerManifest);
@@ -262,7 +262,7 @@ public sealed class SkopeoTests(RegistryFixture fixture) : IClassFixture<Registr
             var stored = File.ReadAllBytes(Path.Combine(dir, digest["sha256:".Length..]));
             Layers.IsZstd(stored).Should().BeTrue($"layer {digest} should be zstd");
             stored.LongLength.Should().Be(size);
-            Blob.Sha256(stored).Should().Be(digest);
+            Http.Sha256(stored).Should().Be(digest);
         }
 
         // Pulled back as gzip, every layer holds exactly the tar that was built.
@@ -272,7 +272,7 @@ public sealed class SkopeoTests(RegistryFixture fixture) : IClassFixture<Registr
         var pulled = ManifestView.Parse(OciLayout.ReadBlob(back, OciLayout.Resolve(back, "v1").Digest));
         OciLayout.ReadBlob(back, pulled.ConfigDigest).Should().Equal(image.Config.Bytes);
         pulled.Layers.Select(l => Layers.Gunzip(OciLayout.ReadBlob(back, l.Digest)))
-            .Select(Blob.Sha256).Should().Equal(image.Layers.Select(l => l.DiffId));
+            .Select(Http.Sha256).Should().Equal(image.Layers.Select(l => l.DiffId));
         OciLayout.ShouldHaveIntactBlobs(back);
     }
 }

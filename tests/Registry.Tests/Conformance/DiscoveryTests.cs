@@ -123,13 +123,13 @@ public class DiscoveryTests(RegistryFixture fixture) : IClassFixture<RegistryFix
         var repo = RegistryFixture.NewRepo();
         await _client.PushImageAsync(repo, "v1");
 
-        var response = await _client.GetAsync($"v2/{repo}/referrers/{Oci.Sha256("hello world"u8.ToArray())}");
+        var response = await _client.GetAsync($"v2/{repo}/referrers/{Http.Sha256("hello world"u8.ToArray())}");
 
         response.StatusCode.Should().Be(HttpStatusCode.OK);
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.ImageIndex);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.OciIndex);
         var json = await response.JsonAsync();
         json.GetProperty("schemaVersion").GetInt32().Should().Be(2);
-        json.GetProperty("mediaType").GetString().Should().Be(MediaType.ImageIndex);
+        json.GetProperty("mediaType").GetString().Should().Be(MediaTypes.OciIndex);
         json.GetProperty("manifests").GetArrayLength().Should().Be(0);
     }
 
@@ -143,7 +143,7 @@ public class DiscoveryTests(RegistryFixture fixture) : IClassFixture<RegistryFix
 
         var (response, manifests) = await ReferrersAsync(repo, subject.Manifest.Digest);
 
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.ImageIndex);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.OciIndex);
         manifests.Select(m => m.GetProperty("digest").GetString()).Should().BeEquivalentTo([sbom.Digest, sig.Digest]);
     }
 
@@ -159,7 +159,7 @@ public class DiscoveryTests(RegistryFixture fixture) : IClassFixture<RegistryFix
 
         manifests.Should().ContainSingle();
         var descriptor = manifests[0];
-        descriptor.GetProperty("mediaType").GetString().Should().Be(MediaType.ImageManifest);
+        descriptor.GetProperty("mediaType").GetString().Should().Be(MediaTypes.OciManifest);
         descriptor.GetProperty("digest").GetString().Should().Be(referrer.Digest);
         descriptor.GetProperty("size").GetInt64().Should().Be(referrer.Size);
         descriptor.GetProperty("artifactType").GetString().Should().Be("application/vnd.nhl.peanut.butter.bagel");
@@ -194,7 +194,7 @@ public class DiscoveryTests(RegistryFixture fixture) : IClassFixture<RegistryFix
         var (_, manifests) = await ReferrersAsync(repo, subject.Manifest.Digest);
 
         manifests.Should().ContainSingle();
-        manifests[0].GetProperty("mediaType").GetString().Should().Be(MediaType.ImageIndex);
+        manifests[0].GetProperty("mediaType").GetString().Should().Be(MediaTypes.OciIndex);
         manifests[0].GetProperty("digest").GetString().Should().Be(index.Digest);
         manifests[0].GetProperty("size").GetInt64().Should().Be(index.Size);
         manifests[0].GetProperty("artifactType").GetString().Should().Be("application/vnd.food.stand");
@@ -214,7 +214,7 @@ public class DiscoveryTests(RegistryFixture fixture) : IClassFixture<RegistryFix
         var (response, manifests) = await ReferrersAsync(repo, subject.Manifest.Digest,
             "?artifactType=application/vnd.example.sbom");
 
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.ImageIndex);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.OciIndex);
         response.Header("OCI-Filters-Applied").Should().Be("artifactType");
         manifests.Select(m => m.GetProperty("digest").GetString()).Should().BeEquivalentTo([wanted.Digest, wantedByConfig.Digest]);
     }
@@ -241,7 +241,7 @@ public class DiscoveryTests(RegistryFixture fixture) : IClassFixture<RegistryFix
 
         var (response, manifests) = await ReferrersAsync(repo, absent.Digest);
 
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.ImageIndex);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.OciIndex);
         manifests.Select(m => m.GetProperty("digest").GetString()).Should().Equal(referrer.Digest);
     }
 

@@ -167,7 +167,7 @@ public class ErrorTests(RegistryFixture fixture) : IClassFixture<RegistryFixture
     public async Task Manifest_that_is_not_json_returns_400_MANIFEST_INVALID()
     {
         var repo = RegistryFixture.NewRepo();
-        var manifest = new Content("blablabla"u8.ToArray(), MediaType.ImageManifest);
+        var manifest = new Content("blablabla"u8.ToArray(), MediaTypes.OciManifest);
 
         var response = await _client.PutManifestAsync(repo, "v1", manifest);
 
@@ -179,9 +179,9 @@ public class ErrorTests(RegistryFixture fixture) : IClassFixture<RegistryFixture
     {
         var repo = RegistryFixture.NewRepo();
         var config = await _client.PushBlobAsync(repo, Oci.RandomConfig());
-        var manifest = Oci.ImageManifest(config.Descriptor(), [], mediaTypeField: MediaType.ImageIndex);
+        var manifest = Oci.ImageManifest(config.Descriptor(), [], mediaTypeField: MediaTypes.OciIndex);
 
-        var response = await _client.PutManifestAsync(repo, "v1", manifest, MediaType.ImageManifest);
+        var response = await _client.PutManifestAsync(repo, "v1", manifest, MediaTypes.OciManifest);
 
         await response.ShouldBeErrorAsync(HttpStatusCode.BadRequest, "MANIFEST_INVALID");
     }

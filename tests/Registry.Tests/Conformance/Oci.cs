@@ -4,29 +4,14 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
-
-/// <summary>Media types the conformance tests push and expect back.</summary>
-internal static class MediaType
-{
-    public const string ImageManifest = "application/vnd.oci.image.manifest.v1+json";
-    public const string ImageIndex = "application/vnd.oci.image.index.v1+json";
-    public const string ImageConfig = "application/vnd.oci.image.config.v1+json";
-    public const string Layer = "application/vnd.oci.image.layer.v1.tar+gzip";
-    public const string Empty = "application/vnd.oci.empty.v1+json";
-    public const string DockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
-    public const string DockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json";
-    public const string DockerConfig = "application/vnd.docker.container.image.v1+json";
-    public const string DockerLayer = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-
-    public static readonly string[] AllManifests = [ImageManifest, ImageIndex, DockerManifest, DockerManifestList];
-}
 
 /// <summary>Content addressed by its digest: a blob or the exact bytes of a manifest.</summary>
 internal sealed record Content(byte[] Bytes, string MediaType)
 {
-    public string Digest { get; } = Oci.Sha256(Bytes);
+    public string Digest { get; } = Http.Sha256(Bytes);
     public long Size => Bytes.Length;
 
     public Descriptor Descriptor(string? mediaType = null) => new(mediaType ?? MediaType, Digest, Size);
@@ -47,26 +32,25 @@ internal sealed record RegistryError(string Code, string? Message);
 internal static class Oci
 {
     /// <summary>The empty JSON blob <c>{}</c> used as the config of artifacts.</summary>
-    public static readonly Content EmptyConfig = new("{}"u8.ToArray(), MediaType.Empty);
+    public static readonly Content EmptyConfig = new("{}"u8.ToArray(), MediaTypes.OciEmpty);
 
     public const string EmptyConfigDigest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 
-    public static string Sha256(byte[] data) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(data));
     public static string Sha512(byte[] data) => "sha512:" + Convert.ToHexStringLower(SHA512.HashData(data));
 
     /// <summary>A digest of content nobody pushed.</summary>
-    public static string UnknownDigest() => Sha256(RandomNumberGenerator.GetBytes(32));
+    public static string UnknownDigest() => Http.Sha256(RandomNumberGenerator.GetBytes(32));
 
-    public static Content RandomBlob(int size = 256) => new(RandomNumberGenerator.GetBytes(size), MediaType.Layer);
+    public static Content RandomBlob(int size = 256) => new(RandomNumberGenerator.GetBytes(size), MediaTypes.OciLayerGzip);
 
     /// <summary>An image config that differs on every call, so each test pushes fresh content.</summary>
-    public static Content RandomConfig(string mediaType = MediaType.ImageConfig) => new(Encoding.UTF8.GetBytes(
+    public static Content RandomConfig(string mediaType = MediaTypes.OciConfig) => new(Encoding.UTF8.GetBytes(
         $$"""{"architecture":"amd64","os":"linux","author":"{{Guid.NewGuid():N}}","rootfs":{"type":"layers","diff_ids":[]} }"""),
         mediaType);
 
     public static Content ImageManifest(Descriptor config, IEnumerable<Descriptor> layers,
         string? artifactType = null, Descriptor? subject = null, IDictionary<string, string>? annotations = null,
-        string? mediaTypeField = MediaType.ImageManifest)
+        string? mediaTypeField = MediaTypes.OciManifest)
     {
         var json = new JsonObject { ["schemaVersion"] = 2 };
         if (mediaTypeField is not null) json["mediaType"] = mediaTypeField;
@@ -75,13 +59,13 @@ internal static class Oci
         json["layers"] = new JsonArray(layers.Select(l => (JsonNode)l.ToJson()).ToArray());
         if (subject is not null) json["subject"] = subject.ToJson();
         if (annotations is not null) json["annotations"] = Annotations(annotations);
-        return new Content(Serialize(json), MediaType.ImageManifest);
+        return new Content(Serialize(json), MediaTypes.OciManifest);
     }
 
     public static Content Index(IEnumerable<Descriptor> manifests, string? artifactType = null,
         Descriptor? subject = null, IDictionary<string, string>? annotations = null)
     {
-        var json = new JsonObject { ["schemaVersion"] = 2, ["mediaType"] = MediaType.ImageIndex };
+        var json = new JsonObject { ["schemaVersion"] = 2, ["mediaType"] = MediaTypes.OciIndex };
         if (artifactType is not null) json["artifactType"] = artifactType;
         json["manifests"] = new JsonArray(manifests.Select(m =>
         {
@@ -91,7 +75,7 @@ internal static class Oci
         }).ToArray());
         if (subject is not null) json["subject"] = subject.ToJson();
         if (annotations is not null) json["annotations"] = Annotations(annotations);
-        return new Content(Serialize(json), MediaType.ImageIndex);
+        return new Content(Serialize(json), MediaTypes.OciIndex);
     }
 
     public static Content DockerManifest(Descriptor config, IEnumerable<Descriptor> layers)
@@ -99,11 +83,11 @@ internal static class Oci
         var json = new JsonObject
         {
             ["schemaVersion"] = 2,
-            ["mediaType"] = MediaType.DockerManifest,
+            ["mediaType"] = MediaTypes.DockerManifest,
             ["config"] = config.ToJson(),
             ["layers"] = new JsonArray(layers.Select(l => (JsonNode)l.ToJson()).ToArray()),
         };
-        return new Content(Serialize(json), MediaType.DockerManifest);
+        return new Content(Serialize(json), MediaTypes.DockerManifest);
     }
 
     public static Content DockerManifestList(IEnumerable<Descriptor> manifests)
@@ -111,7 +95,7 @@ internal static class Oci
         var json = new JsonObject
         {
             ["schemaVersion"] = 2,
-            ["mediaType"] = MediaType.DockerManifestList,
+            ["mediaType"] = MediaTypes.DockerManifestList,
             ["manifests"] = new JsonArray(manifests.Select(m =>
             {
                 var d = m.ToJson();
@@ -119,7 +103,7 @@ internal static class Oci
                 return (JsonNode)d;
             }).ToArray()),
         };
-        return new Content(Serialize(json), MediaType.DockerManifestList);
+        return new Content(Serialize(json), MediaTypes.DockerManifestList);
     }
 
     /// <summary>Indented, as real clients often push, so that a server that re-serialises is caught.</summary>
@@ -242,7 +226,7 @@ internal static class Oci
         HttpMethod? method = null)
     {
         var request = new HttpRequestMessage(method ?? HttpMethod.Get, $"v2/{repo}/manifests/{reference}");
-        foreach (var type in MediaType.AllManifests) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(type));
+        foreach (var type in MediaTypes.AllManifests) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(type));
         return client.SendAsync(request);
     }
 
@@ -250,7 +234,7 @@ internal static class Oci
     public static Task<HttpResponseMessage> GetManifestAsync(this HttpClient client, Uri location)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, location);
-        foreach (var type in MediaType.AllManifests) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(type));
+        foreach (var type in MediaTypes.AllManifests) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(type));
         return client.SendAsync(request);
     }
 

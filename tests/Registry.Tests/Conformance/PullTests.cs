@@ -30,7 +30,7 @@ public class PullTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
 
         response.StatusCode.Should().Be(HttpStatusCode.OK);
         (await response.Content.ReadAsByteArrayAsync()).Should().Equal(image.Manifest.Bytes);
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.ImageManifest);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.OciManifest);
         response.Header("Docker-Content-Digest").Should().Be(image.Manifest.Digest);
         response.Content.Headers.ContentLength.Should().Be(image.Manifest.Size);
     }
@@ -48,7 +48,7 @@ public class PullTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
         response.StatusCode.Should().Be(HttpStatusCode.OK);
         response.Header("Docker-Content-Digest").Should().Be(image.Manifest.Digest);
         response.Content.Headers.ContentLength.Should().Be(image.Manifest.Size);
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.ImageManifest);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.OciManifest);
         (await response.Content.ReadAsByteArrayAsync()).Should().BeEmpty();
     }
 
@@ -127,7 +127,7 @@ public class PullTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
         var repo = RegistryFixture.NewRepo();
         await _client.PushBlobAsync(repo, Oci.RandomBlob());
 
-        var response = await _client.SendAsync(new HttpMethod(method), $"v2/{repo}/blobs/{Oci.Sha256("hello world"u8.ToArray())}");
+        var response = await _client.SendAsync(new HttpMethod(method), $"v2/{repo}/blobs/{Http.Sha256("hello world"u8.ToArray())}");
 
         response.StatusCode.Should().Be(HttpStatusCode.NotFound);
     }

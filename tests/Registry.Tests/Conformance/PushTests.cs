@@ -426,7 +426,7 @@ public class PushTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
         var response = await _client.GetManifestAsync(repo, "multi");
 
         put.StatusCode.Should().Be(HttpStatusCode.Created);
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.ImageIndex);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.OciIndex);
         response.Header("Docker-Content-Digest").Should().Be(index.Digest);
         (await response.Content.ReadAsByteArrayAsync()).Should().Equal(index.Bytes);
     }
@@ -435,15 +435,15 @@ public class PushTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
     public async Task Docker_schema2_manifest_is_accepted_and_served_with_its_media_type()
     {
         var repo = RegistryFixture.NewRepo();
-        var config = await _client.PushBlobAsync(repo, Oci.RandomConfig(MediaType.DockerConfig));
+        var config = await _client.PushBlobAsync(repo, Oci.RandomConfig(MediaTypes.DockerConfig));
         var layer = await _client.PushBlobAsync(repo, Oci.RandomBlob());
-        var manifest = Oci.DockerManifest(config.Descriptor(), [layer.Descriptor(MediaType.DockerLayer)]);
+        var manifest = Oci.DockerManifest(config.Descriptor(), [layer.Descriptor(MediaTypes.DockerLayerGzip)]);
 
         var put = await _client.PutManifestAsync(repo, "docker", manifest);
         var response = await _client.GetManifestAsync(repo, "docker");
 
         put.StatusCode.Should().Be(HttpStatusCode.Created);
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.DockerManifest);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.DockerManifest);
         (await response.Content.ReadAsByteArrayAsync()).Should().Equal(manifest.Bytes);
     }
 
@@ -451,17 +451,17 @@ public class PushTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
     public async Task Docker_manifest_list_is_accepted_and_served_with_its_media_type()
     {
         var repo = RegistryFixture.NewRepo();
-        var config = await _client.PushBlobAsync(repo, Oci.RandomConfig(MediaType.DockerConfig));
+        var config = await _client.PushBlobAsync(repo, Oci.RandomConfig(MediaTypes.DockerConfig));
         var layer = await _client.PushBlobAsync(repo, Oci.RandomBlob());
         var child = await _client.PushManifestAsync(repo, "child",
-            Oci.DockerManifest(config.Descriptor(), [layer.Descriptor(MediaType.DockerLayer)]));
+            Oci.DockerManifest(config.Descriptor(), [layer.Descriptor(MediaTypes.DockerLayerGzip)]));
         var list = Oci.DockerManifestList([child.Descriptor()]);
 
         var put = await _client.PutManifestAsync(repo, "list", list);
         var response = await _client.GetManifestAsync(repo, "list");
 
         put.StatusCode.Should().Be(HttpStatusCode.Created);
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.DockerManifestList);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.DockerManifestList);
         (await response.Content.ReadAsByteArrayAsync()).Should().Equal(list.Bytes);
     }
 
@@ -479,7 +479,7 @@ public class PushTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
 
         config.Digest.Should().Be(Oci.EmptyConfigDigest);
         put.StatusCode.Should().Be(HttpStatusCode.Created);
-        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaType.ImageManifest);
+        response.Content.Headers.ContentType!.MediaType.Should().Be(MediaTypes.OciManifest);
         (await response.Content.ReadAsByteArrayAsync()).Should().Equal(manifest.Bytes);
     }
 
