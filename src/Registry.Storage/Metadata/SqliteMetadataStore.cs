@@ -120,7 +120,10 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     /// <summary>A reader connection from the store's own pool (opened once, with its pragmas), returned on dispose.</summary>
     private ReaderLease Read() => new(this, _readers.TryTake(out var reader) ? reader : new Prepared(Open()));
 
-    /// <summary>A reader connection with its prepared statements, so a hot query is parsed once per connection.</summary>
+    /// <summary>
+    /// A connection with its prepared statements, so a hot statement is parsed once per connection: each pooled
+    /// reader has one, and so has the writer.
+    /// </summary>
     private sealed class Prepared(SqliteConnection connection)
     {
         private readonly Dictionary<string, SqliteCommand> _statements = new();
