@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real clients the tests drive (skopeo, podman, buildah, umoci) from Debian when any is missing.
+# Installs the real clients the tests drive (skopeo, podman, buildah, umoci, and htpasswd from apache2-utils for the
+# access-control tests) from Debian when any is missing.
 # Idempotent: does nothing (no apt-get at all) when all four are there. Needs root (or sudo) only to install.
 #
 # The tests run podman and buildah with the vfs storage driver in their own temp folders (root, runroot, tmpdir,
@@ -10,9 +11,10 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci)
+declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci [htpasswd]=apache2-utils)
+tools=(skopeo podman buildah umoci htpasswd)
 missing=()
-for tool in skopeo podman buildah umoci; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 
@@ -28,7 +30,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${as_root[@]}" apt-get install "${apt_options[@]}" "${missing[@]}"
 fi
 
-for tool in skopeo podman buildah umoci; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "$tool is still missing after the install" >&2; exit 1; }
 done
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Registry.Api.Auth;
 using Registry.Api.Configuration;
 using Registry.Api.Endpoints;
 using Registry.Api.Extensions.Events;
@@ -46,7 +47,7 @@ public static class RegistryApp
         builder.Services.AddRegistryStorage(metadata);
         builder.Services.AddSingleton<RegistryServices>();
         builder.Services.AddSingleton<ManifestCache>();
-        builder.Services.AddSingleton<IAccessPolicy, AllowAllPolicy>();
+        builder.Services.AddRegistryAuth(builder.Configuration);
         builder.Services.AddSingleton<ExtensionRouter>();
 
         // Extensions: one line each (docs/extensions/).
@@ -60,6 +61,7 @@ public static class RegistryApp
 
         var app = builder.Build();
         app.UseRegistryErrors();
+        app.MapRegistryAuth();
         app.MapRegistryApi();
         app.MapExtensionDocs();
         app.MapFallback(() => new RegistryError(ErrorCode.NotFound));

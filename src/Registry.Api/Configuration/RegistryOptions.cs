@@ -16,6 +16,7 @@ public sealed class RegistryOptions
     public ManifestSettings Manifests { get; set; } = new();
     public PaginationSettings Pagination { get; set; } = new();
     public EventSettings Events { get; set; } = new();
+    public Auth.AuthSettings Auth { get; set; } = new();
 
     public sealed class EventSettings
     {
@@ -77,6 +78,7 @@ internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOption
             errors.Add("Registry:Events:Retention must be positive (e.g. 7.00:00:00).");
         if (options.Pagination.MaxPageSize < 1)
             errors.Add("Registry:Pagination:MaxPageSize must be at least 1.");
+        options.Auth.Validate(errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

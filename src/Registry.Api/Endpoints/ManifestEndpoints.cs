@@ -84,14 +84,19 @@ internal static class ManifestEndpoints
         if (reference.Digest is { } expected && expected != digest)
             return new RegistryError(ErrorCode.DigestInvalid, $"manifest digest is {digest}, not {expected}");
 
-        await EnsureEmptyConfigAsync(name, parsed, services, ct);
-        if (await services.Metadata.FindMissingReferenceAsync(name, parsed.References, ct) is { } missing)
+        // Checked before anything is written: a refused manifest leaves no file, repository, row or event.
+        var provided = ProvidedBlobs(parsed);
+        var checkedReferences = provided.Count == 0
+            ? parsed.References
+            : parsed.References.Where(r => r.Kind != ReferenceKind.Blob || r.Target != MediaTypes.EmptyJsonDigest).ToList();
+        if (await services.Metadata.FindMissingReferenceAsync(name, checkedReferences, ct) is { } missing)
             return new RegistryError(ErrorCode.ManifestBlobUnknown, missing.ToString());
 
+        if (provided.Count > 0) await services.Blobs.PutAsync(MediaTypes.EmptyJsonDigest, MediaTypes.EmptyJson, ct);
         await services.Blobs.PutAsync(digest, body.Value, ct);
         var record = new ManifestRecord(digest, parsed.MediaType, body.Value.Length, parsed.ArtifactType, parsed.Subject,
             parsed.AnnotationsJson, services.Time.GetUtcNow());
-        var result = await services.Metadata.PutManifestAsync(name, record, parsed.References, tags, ct);
+        var result = await services.Metadata.PutManifestAsync(name, record, parsed.References, tags, ct, provided);
         if (result.Status == PutManifestStatus.MissingReference)
             return new RegistryError(ErrorCode.ManifestBlobUnknown, result.Missing.ToString());
 
@@ -104,18 +109,14 @@ internal static class ManifestEndpoints
     }
 
     /// <summary>
-    /// The empty JSON blob <c>{}</c> is the config of every artifact; a registry that holds it already (it is two
-    /// bytes everyone knows) spares clients a round trip and never rejects an artifact for lacking it.
+    /// The empty JSON blob <c>{}</c> is the config of every artifact; the registry supplies it (it is two bytes
+    /// everyone knows), sparing clients a round trip and never rejecting an artifact for lacking it. It is linked in
+    /// the manifest's own transaction, so a refused manifest links nothing.
     /// </summary>
-    private static async Task EnsureEmptyConfigAsync(RepositoryName name, ParsedManifest manifest,
-        RegistryServices services, CancellationToken ct)
-    {
-        if (!manifest.References.Any(r => r.Kind == ReferenceKind.Blob && r.Target == MediaTypes.EmptyJsonDigest)) return;
-        if (await services.Metadata.GetLinkedBlobSizeAsync(name, MediaTypes.EmptyJsonDigest, ct) is not null) return;
-        await services.Blobs.PutAsync(MediaTypes.EmptyJsonDigest, MediaTypes.EmptyJson, ct);
-        await services.Metadata.LinkBlobAsync(name, MediaTypes.EmptyJsonDigest, MediaTypes.EmptyJson.Length,
-            services.Time.GetUtcNow(), ct);
-    }
+    private static IReadOnlyList<ProvidedBlob> ProvidedBlobs(ParsedManifest manifest) =>
+        manifest.References.Any(r => r.Kind == ReferenceKind.Blob && r.Target == MediaTypes.EmptyJsonDigest)
+            ? [new ProvidedBlob(MediaTypes.EmptyJsonDigest, MediaTypes.EmptyJson.Length)]
+            : [];
 
     /// <summary>The whole body, or null when it is longer than <paramref name="maxSize"/> (reading stops there).</summary>
     private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(HttpRequest request, int maxSize, CancellationToken ct)

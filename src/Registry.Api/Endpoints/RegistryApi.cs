@@ -18,16 +18,21 @@ internal static class RegistryApi
     {
         var v2 = routes.MapGroup("/v2");
         // spec: spec.md#determining-support
-        v2.Map("/", (HttpContext context) =>
-            IsRead(context)
-                ? Responses.Json(writer => { writer.WriteStartObject(); writer.WriteEndObject(); })
-                : Unsupported());
+        v2.Map("/", async (HttpContext context, IAccessPolicy policy) =>
+        {
+            if (!IsRead(context)) return Unsupported();
+            // spec: a 401 here is how clients learn the auth scheme (WWW-Authenticate).
+            var decision = await policy.AuthorizeAsync(context, new AccessRequest(null, RequiredAccess.Authenticated));
+            if (!decision.IsAllowed) return decision.ToResult();
+            return Responses.Json(writer => { writer.WriteStartObject(); writer.WriteEndObject(); });
+        });
         // distribution's /v2/_catalog (reserved by the spec's extensions/README.md)
         v2.Map("/_catalog", async (HttpContext context, RegistryServices services, IAccessPolicy policy) =>
         {
             if (!IsRead(context)) return Unsupported();
-            if (!await policy.IsAllowedAsync(context, new AccessRequest(null, RequiredAccess.RegistryRead))) return Denied();
-            return await CatalogEndpoints.List(context, services);
+            var decision = await policy.AuthorizeAsync(context, new AccessRequest(null, RequiredAccess.RegistryRead));
+            if (!decision.IsAllowed) return decision.ToResult();
+            return await CatalogEndpoints.List(context, services, await policy.PullableAsync(context));
         });
         v2.Map("/{**path}", (HttpContext context, string? path, RegistryServices services, IAccessPolicy policy,
             ExtensionRouter extensions) => Dispatch(context, path ?? "", services, policy, extensions));
@@ -39,8 +44,6 @@ internal static class RegistryApi
 
     internal static IResult Unsupported() => new RegistryError(ErrorCode.Unsupported);
 
-    internal static IResult Denied() => new RegistryError(ErrorCode.Denied);
-
     private static async Task<IResult> Dispatch(HttpContext context, string path, RegistryServices services,
         IAccessPolicy policy, ExtensionRouter extensions)
     {
@@ -49,7 +52,8 @@ internal static class RegistryApi
         if (!RepositoryName.TryParse(route.Name, out var name))
             return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{route.Name}'");
         if (Select(route.Kind, context.Request.Method) is not var (handler, access)) return Unsupported();
-        if (!await policy.IsAllowedAsync(context, new AccessRequest(name, access))) return Denied();
+        var decision = await policy.AuthorizeAsync(context, new AccessRequest(name, access));
+        if (!decision.IsAllowed) return decision.ToResult();
         return await handler(context, name, route.Argument, services);
     }
 

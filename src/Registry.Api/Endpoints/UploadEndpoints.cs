@@ -24,7 +24,7 @@ internal static class UploadEndpoints
             var mountValue = query["mount"].ToString();
             if (!Digest.TryParse(mountValue, out var mount))
                 return new RegistryError(ErrorCode.DigestInvalid, $"invalid digest '{mountValue}'");
-            if (await TryMountAsync(name, mount, query["from"].FirstOrDefault(), services, ct) is { } mounted)
+            if (await TryMountAsync(context, name, mount, query["from"].FirstOrDefault(), services, ct) is { } mounted)
                 return mounted;
         }
 
@@ -42,24 +42,32 @@ internal static class UploadEndpoints
         if (await HasNonEmptyBodyAsync(context))
             return new RegistryError(ErrorCode.BlobUploadInvalid,
                 "a POST without ?digest= starts a session and takes no body; send the data with PATCH or PUT");
-        if (await OpenSessionAsync(name, services, ct) is not { } session)
+        if (await OpenSessionAsync(name, Owner(context), services, ct) is not { } session)
             return new RegistryError(ErrorCode.TooManyRequests, "too many open upload sessions");
         return Responses.Empty(StatusCodes.Status202Accepted, response => SessionHeaders(response, name, session, 0));
     }
 
-    private static async Task<IResult?> TryMountAsync(RepositoryName name, Digest digest, string? from,
-        RegistryServices services, CancellationToken ct)
+    /// <summary>
+    /// Mounts the blob when the caller may read it where it is linked: from <paramref name="from"/> with pull access
+    /// there, or (no <c>from</c>) from any repository that links it and that the caller may pull. Null when it cannot
+    /// be mounted, and then the caller gets a plain upload session that reveals nothing about the blob.
+    /// </summary>
+    private static async Task<IResult?> TryMountAsync(HttpContext context, RepositoryName name, Digest digest,
+        string? from, RegistryServices services, CancellationToken ct)
     {
+        var policy = context.RequestServices.GetRequiredService<IAccessPolicy>();
         long? size;
         if (from is null)
         {
-            // Automatic cross-mount: the registry already holds this content somewhere.
-            size = await services.Metadata.GetBlobSizeAsync(digest, ct);
+            var pullable = await policy.PullableAsync(context) ?? (_ => true);
+            size = await services.Metadata.FindLinkedBlobSizeAsync(digest, pullable, ct);
         }
         else
         {
             if (!RepositoryName.TryParse(from, out var source))
                 return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{from}'");
+            if (!(await policy.AuthorizeAsync(context, new AccessRequest(source, RequiredAccess.Pull))).IsAllowed)
+                return null;
             size = await services.Metadata.GetLinkedBlobSizeAsync(source, digest, ct);
         }
         if (size is null || !await services.Blobs.ExistsAsync(digest, ct)) return null;
@@ -82,14 +90,19 @@ internal static class UploadEndpoints
         response.Headers.Range = $"0-{Math.Max(0, size - 1)}";
     }
 
-    private static async Task<UploadId?> OpenSessionAsync(RepositoryName name, RegistryServices services, CancellationToken ct)
+    /// <summary>Who a session belongs to: the authenticated caller, or null without authentication.</summary>
+    private static string? Owner(HttpContext context) =>
+        context.User.Identity is { IsAuthenticated: true, Name: { Length: > 0 } user } ? user : null;
+
+    private static async Task<UploadId?> OpenSessionAsync(RepositoryName name, string? owner, RegistryServices services,
+        CancellationToken ct)
     {
         if (await services.Metadata.CountUploadsAsync(ct) >= services.Options.Uploads.MaxSessions) return null;
         var id = UploadId.New();
         await services.Blobs.CreateUploadAsync(id, ct);
         try
         {
-            await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow()), ct);
+            await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow(), owner), ct);
         }
         catch
         {
@@ -100,13 +113,16 @@ internal static class UploadEndpoints
         return id;
     }
 
-    /// <summary>The session if <paramref name="argument"/> names one that belongs to <paramref name="name"/>.</summary>
-    private static async Task<UploadId?> FindSessionAsync(RepositoryName name, string argument, RegistryServices services,
-        CancellationToken ct)
+    /// <summary>
+    /// The session if <paramref name="argument"/> names one that belongs to <paramref name="name"/> and to the caller
+    /// who opened it; anyone else's session is unknown.
+    /// </summary>
+    private static async Task<UploadId?> FindSessionAsync(HttpContext context, RepositoryName name, string argument,
+        RegistryServices services, CancellationToken ct)
     {
         if (!UploadId.TryParse(argument, out var id)) return null;
         var session = await services.Metadata.GetUploadAsync(id, ct);
-        return session is not null && session.Repository == name ? id : null;
+        return session is not null && session.Repository == name && session.Owner == Owner(context) ? id : null;
     }
 
     private static RegistryError UnknownSession(string argument) => new(ErrorCode.BlobUploadUnknown, argument);
@@ -116,7 +132,7 @@ internal static class UploadEndpoints
         RegistryServices services)
     {
         var ct = context.RequestAborted;
-        if (await FindSessionAsync(name, argument, services, ct) is not { } id
+        if (await FindSessionAsync(context, name, argument, services, ct) is not { } id
             || await services.Blobs.GetUploadSizeAsync(id, ct) is not { } size)
             return UnknownSession(argument);
         return Responses.Empty(StatusCodes.Status204NoContent, response => SessionHeaders(response, name, id, size));
@@ -128,7 +144,7 @@ internal static class UploadEndpoints
         RegistryServices services)
     {
         var ct = context.RequestAborted;
-        if (await FindSessionAsync(name, argument, services, ct) is not { } id) return UnknownSession(argument);
+        if (await FindSessionAsync(context, name, argument, services, ct) is not { } id) return UnknownSession(argument);
         long? offset = null;
         var header = context.Request.Headers.ContentRange.ToString();
         if (header.Length > 0)
@@ -185,7 +201,7 @@ internal static class UploadEndpoints
         RegistryServices services)
     {
         var ct = context.RequestAborted;
-        if (await FindSessionAsync(name, argument, services, ct) is not { } id) return UnknownSession(argument);
+        if (await FindSessionAsync(context, name, argument, services, ct) is not { } id) return UnknownSession(argument);
         var digestValue = context.Request.Query["digest"].FirstOrDefault();
         if (!Digest.TryParse(digestValue, out var digest))
             return new RegistryError(ErrorCode.DigestInvalid, $"missing or invalid digest '{digestValue}'");
@@ -253,7 +269,7 @@ internal static class UploadEndpoints
     public static async Task<IResult> Cancel(HttpContext context, RepositoryName name, string argument,
         RegistryServices services)
     {
-        if (await FindSessionAsync(name, argument, services, context.RequestAborted) is not { } id)
+        if (await FindSessionAsync(context, name, argument, services, context.RequestAborted) is not { } id)
             return UnknownSession(argument);
         await DiscardAsync(id, services);
         return Responses.Empty(StatusCodes.Status204NoContent, _ => { });

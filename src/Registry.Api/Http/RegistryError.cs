@@ -23,6 +23,7 @@ internal sealed record ErrorCode(string Code, int Status, string Message)
     public static readonly ErrorCode StorageFull = new("INSUFFICIENT_STORAGE", 507, "the registry's storage is full");
     public static readonly ErrorCode PaginationInvalid = new("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested");
     public static readonly ErrorCode Denied = new("DENIED", 403, "requested access to the resource is denied");
+    public static readonly ErrorCode Unauthorized = new("UNAUTHORIZED", 401, "authentication required");
     /// <summary>extensions/_oci.md: UNSUPPORTED also covers an invalid set of parameters.</summary>
     public static readonly ErrorCode InvalidParameters = new("UNSUPPORTED", 400, "invalid parameters");
     public static readonly ErrorCode ExtensionUnknown = new("EXTENSION_UNKNOWN", 404, "extension unknown to registry");

@@ -15,8 +15,12 @@ public interface IMetadataStore
     /// <summary>Size of the blob if it is linked to <paramref name="repository"/>, else null.</summary>
     ValueTask<long?> GetLinkedBlobSizeAsync(RepositoryName repository, Digest digest, CancellationToken ct);
 
-    /// <summary>Size of the blob if any repository of the registry holds it, else null.</summary>
-    ValueTask<long?> GetBlobSizeAsync(Digest digest, CancellationToken ct);
+    /// <summary>
+    /// Size of the blob if a repository that <paramref name="visible"/> accepts links it, else null (automatic
+    /// cross-repository mount). Only repository links count: a blob that no repository links, or a manifest's bytes,
+    /// MUST NOT be found here.
+    /// </summary>
+    ValueTask<long?> FindLinkedBlobSizeAsync(Digest digest, Func<RepositoryName, bool> visible, CancellationToken ct);
 
     /// <summary>Records the blob (whose content MUST already be published) and links it to the repository,
     /// creating the repository if needed. Linking twice is success.</summary>
@@ -33,10 +37,13 @@ public interface IMetadataStore
 
     /// <summary>
     /// Stores a manifest (whose bytes MUST already be published) and points <paramref name="tags"/> at it, after
-    /// checking in the same transaction that every reference exists in the repository.
+    /// checking in the same transaction that every reference exists in the repository. <paramref name="provided"/>
+    /// are blobs the registry supplies itself (the empty JSON config, already published): they are linked in the same
+    /// transaction, before the check. When the check fails nothing at all is kept: no repository, link, row or event.
     /// </summary>
     ValueTask<PutManifestResult> PutManifestAsync(RepositoryName repository, ManifestRecord manifest,
-        IReadOnlyList<ManifestReference> references, IReadOnlyList<Tag> tags, CancellationToken ct);
+        IReadOnlyList<ManifestReference> references, IReadOnlyList<Tag> tags, CancellationToken ct,
+        IReadOnlyList<ProvidedBlob>? provided = null);
 
     /// <summary>Deletes the manifest and every tag pointing at it.</summary>
     ValueTask<bool> DeleteManifestAsync(RepositoryName repository, Digest digest, DateTimeOffset now, CancellationToken ct);
@@ -62,8 +69,12 @@ public interface IMetadataStore
     /// <summary>Tags in lexical order after <paramref name="last"/>; listings with a limit of 0 are empty.</summary>
     ValueTask<Page<string>> ListTagsAsync(RepositoryName repository, int limit, string? last, CancellationToken ct);
 
-    /// <summary>Repository names in lexical order after <paramref name="last"/>.</summary>
-    ValueTask<Page<string>> ListRepositoriesAsync(int limit, string? last, CancellationToken ct);
+    /// <summary>
+    /// Repository names in lexical order after <paramref name="last"/>; with <paramref name="visible"/>, only those it
+    /// accepts, and a page is still full whenever more visible names exist (no short or empty pages).
+    /// </summary>
+    ValueTask<Page<string>> ListRepositoriesAsync(int limit, string? last, CancellationToken ct,
+        Func<RepositoryName, bool>? visible = null);
 
     /// <summary>Manifests of the repository whose subject is <paramref name="subject"/>, in digest order after
     /// <paramref name="last"/>, optionally only those of one artifact type.</summary>

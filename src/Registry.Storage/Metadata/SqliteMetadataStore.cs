@@ -56,7 +56,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         CREATE TABLE IF NOT EXISTS uploads (
             id TEXT PRIMARY KEY,
             repository TEXT NOT NULL,
-            started_at INTEGER NOT NULL) WITHOUT ROWID;
+            started_at INTEGER NOT NULL,
+            owner TEXT) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS uploads_by_start ON uploads(started_at);
         CREATE TABLE IF NOT EXISTS events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -95,6 +96,9 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         using var connection = Open();
         Execute(connection, "PRAGMA journal_mode=WAL;");
         Execute(connection, Schema);
+        // Databases written before sessions had owners.
+        using var columns = Command(connection, "SELECT 1 FROM pragma_table_info('uploads') WHERE name = 'owner'");
+        if (columns.ExecuteScalar() is null) Execute(connection, "ALTER TABLE uploads ADD COLUMN owner TEXT;");
     }
 
     public void Dispose()
@@ -283,30 +287,43 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         return ValueTask.FromResult(command.ExecuteScalar() is long size ? size : (long?)null);
     }
 
-    public ValueTask<long?> GetBlobSizeAsync(Digest digest, CancellationToken ct)
+    public ValueTask<long?> FindLinkedBlobSizeAsync(Digest digest, Func<RepositoryName, bool> visible, CancellationToken ct)
     {
         using var lease = Read();
-        var command = lease.Command("SELECT size FROM blobs WHERE digest = $digest");
+        var command = lease.Command("""
+            SELECT r.name, b.size FROM repository_blobs rb
+            JOIN repositories r ON r.id = rb.repository_id
+            JOIN blobs b ON b.digest = rb.digest
+            WHERE rb.digest = $digest ORDER BY r.name
+            """);
         command.Parameters.AddWithValue("$digest", digest.ToString());
-        return ValueTask.FromResult(command.ExecuteScalar() is long size ? size : (long?)null);
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+            if (RepositoryName.TryParse(reader.GetString(0), out var name) && visible(name))
+                return ValueTask.FromResult<long?>(reader.GetInt64(1));
+        return ValueTask.FromResult<long?>(null);
     }
 
     public ValueTask LinkBlobAsync(RepositoryName repository, Digest digest, long size, DateTimeOffset now, CancellationToken ct) =>
         new(WriteAsync(db =>
         {
             var ms = Ms(now);
-            var repositoryId = EnsureRepository(db, repository, ms);
-            EnsureBlob(db, digest, size, ms);
-            var command = db.Command("""
-                INSERT INTO repository_blobs(repository_id, digest, linked_at) VALUES ($repo, $digest, $now)
-                ON CONFLICT DO NOTHING
-                """);
-            command.Parameters.AddWithValue("$repo", repositoryId);
-            command.Parameters.AddWithValue("$digest", digest.ToString());
-            command.Parameters.AddWithValue("$now", ms);
-            command.ExecuteNonQuery();
+            Link(db, EnsureRepository(db, repository, ms), digest, size, ms);
             return true;
         }, ct).AsTask());
+
+    private static void Link(Prepared db, long repositoryId, Digest digest, long size, long now)
+    {
+        EnsureBlob(db, digest, size, now);
+        var command = db.Command("""
+            INSERT INTO repository_blobs(repository_id, digest, linked_at) VALUES ($repo, $digest, $now)
+            ON CONFLICT DO NOTHING
+            """);
+        command.Parameters.AddWithValue("$repo", repositoryId);
+        command.Parameters.AddWithValue("$digest", digest.ToString());
+        command.Parameters.AddWithValue("$now", now);
+        command.ExecuteNonQuery();
+    }
 
     public ValueTask<bool> UnlinkBlobAsync(RepositoryName repository, Digest digest, DateTimeOffset now, CancellationToken ct) =>
         WriteAsync(db =>
@@ -377,11 +394,14 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     }
 
     public ValueTask<PutManifestResult> PutManifestAsync(RepositoryName repository, ManifestRecord manifest,
-        IReadOnlyList<ManifestReference> references, IReadOnlyList<Tag> tags, CancellationToken ct) =>
+        IReadOnlyList<ManifestReference> references, IReadOnlyList<Tag> tags, CancellationToken ct,
+        IReadOnlyList<ProvidedBlob>? provided = null) =>
         WriteAsync(db =>
         {
             var now = Ms(manifest.PushedAt);
+            // Created inside this transaction: a refused manifest rolls the repository (and its event) back too.
             var repositoryId = EnsureRepository(db, repository, now);
+            foreach (var blob in provided ?? []) Link(db, repositoryId, blob.Digest, blob.Size, now);
             if (FirstMissing(db, repositoryId, references) is { } missing)
             {
                 db.Transaction!.Rollback();
@@ -590,16 +610,43 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         return tags;
     }
 
-    public ValueTask<Page<string>> ListRepositoriesAsync(int limit, string? last, CancellationToken ct)
+    public ValueTask<Page<string>> ListRepositoriesAsync(int limit, string? last, CancellationToken ct,
+        Func<RepositoryName, bool>? visible = null)
     {
         if (limit == 0) return ValueTask.FromResult(NoNames);
         using var lease = Read();
         var connection = lease.Connection;
-        using var command = Command(connection,
-            "SELECT name FROM repositories WHERE name > $last ORDER BY name LIMIT $limit");
-        command.Parameters.AddWithValue("$last", last ?? "");
-        command.Parameters.AddWithValue("$limit", limit + 1);
-        return ValueTask.FromResult(ReadNames(command, limit));
+        if (visible is null)
+        {
+            using var command = Command(connection,
+                "SELECT name FROM repositories WHERE name > $last ORDER BY name LIMIT $limit");
+            command.Parameters.AddWithValue("$last", last ?? "");
+            command.Parameters.AddWithValue("$limit", limit + 1);
+            return ValueTask.FromResult(ReadNames(command, limit));
+        }
+
+        // Filtered: walk the names in order in batches until the page and one more visible name are found, so the
+        // page is exact whatever share of the registry the caller may see.
+        var names = new List<string>();
+        var after = last ?? "";
+        using var batch = Command(connection, "SELECT name FROM repositories WHERE name > $last ORDER BY name LIMIT 1000");
+        var parameter = batch.Parameters.AddWithValue("$last", after);
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            parameter.Value = after;
+            var read = 0;
+            using (var reader = batch.ExecuteReader())
+                while (reader.Read())
+                {
+                    read++;
+                    after = reader.GetString(0);
+                    if (!RepositoryName.TryParse(after, out var name) || !visible(name)) continue;
+                    if (names.Count == limit) return ValueTask.FromResult(new Page<string>(names, true));
+                    names.Add(after);
+                }
+            if (read < 1000) return ValueTask.FromResult(new Page<string>(names, false));
+        }
     }
 
     public ValueTask<Page<ManifestRecord>> ListReferrersAsync(RepositoryName repository, Digest subject,
@@ -629,23 +676,25 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask CreateUploadAsync(UploadSession session, CancellationToken ct) =>
         new(WriteAsync(db =>
         {
-            var command = db.Command("INSERT INTO uploads(id, repository, started_at) VALUES ($id, $repo, $now)");
+            var command = db.Command("INSERT INTO uploads(id, repository, started_at, owner) VALUES ($id, $repo, $now, $owner)");
             command.Parameters.AddWithValue("$id", session.Id.Value);
             command.Parameters.AddWithValue("$repo", session.Repository.Value);
             command.Parameters.AddWithValue("$now", Ms(session.StartedAt));
+            command.Parameters.AddWithValue("$owner", (object?)session.Owner ?? DBNull.Value);
             return command.ExecuteNonQuery();
         }, ct).AsTask());
 
     public ValueTask<UploadSession?> GetUploadAsync(UploadId id, CancellationToken ct)
     {
         using var lease = Read();
-        var command = lease.Command("SELECT repository, started_at FROM uploads WHERE id = $id");
+        var command = lease.Command("SELECT repository, started_at, owner FROM uploads WHERE id = $id");
         command.Parameters.AddWithValue("$id", id.Value);
         using var reader = command.ExecuteReader();
         if (!reader.Read() || !RepositoryName.TryParse(reader.GetString(0), out var repository))
             return ValueTask.FromResult<UploadSession?>(null);
         return ValueTask.FromResult<UploadSession?>(
-            new UploadSession(id, repository, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1))));
+            new UploadSession(id, repository, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
+                reader.IsDBNull(2) ? null : reader.GetString(2)));
     }
 
     public ValueTask DeleteUploadAsync(UploadId id, CancellationToken ct) =>

@@ -31,6 +31,9 @@ public enum ReferenceKind
 
 public readonly record struct ManifestReference(Digest Target, ReferenceKind Kind);
 
+/// <summary>A blob the registry supplies itself (already published), linked together with a manifest.</summary>
+public readonly record struct ProvidedBlob(Digest Digest, long Size);
+
 /// <summary>A stored manifest. Its bytes live in the blob store under <see cref="Digest"/>.</summary>
 public sealed record ManifestRecord(
     Digest Digest,
@@ -44,7 +47,8 @@ public sealed record ManifestRecord(
 /// <summary>One page of a listing; <see cref="HasMore"/> says whether a next page exists.</summary>
 public sealed record Page<T>(IReadOnlyList<T> Items, bool HasMore);
 
-public sealed record UploadSession(UploadId Id, RepositoryName Repository, DateTimeOffset StartedAt);
+/// <param name="Owner">The identity that opened the session (null without authentication); only it may continue it.</param>
+public sealed record UploadSession(UploadId Id, RepositoryName Repository, DateTimeOffset StartedAt, string? Owner = null);
 
 public enum PutManifestStatus
 {

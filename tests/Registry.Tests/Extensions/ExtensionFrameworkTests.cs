@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Registry.Api.Http;
+using Registry.Storage.Model;
 using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Extensions;
@@ -168,10 +169,13 @@ public class ExtensionFrameworkTests(RegistryFixture fixture) : IClassFixture<Re
         public ConcurrentQueue<AccessRequest> Requests { get; } = new();
         public bool Deny { get; set; }
 
-        public ValueTask<bool> IsAllowedAsync(HttpContext context, AccessRequest request)
+        public ValueTask<AccessDecision> AuthorizeAsync(HttpContext context, AccessRequest request)
         {
             Requests.Enqueue(request);
-            return ValueTask.FromResult(!Deny);
+            return ValueTask.FromResult(Deny ? AccessDecision.Deny : AccessDecision.Allow);
         }
+
+        public ValueTask<Func<RepositoryName, bool>?> PullableAsync(HttpContext context) =>
+            ValueTask.FromResult<Func<RepositoryName, bool>?>(null);
     }
 }

@@ -51,6 +51,9 @@ internal sealed class EventsExtension : RegistryExtension
             http.Request.Query["repository"].Where(p => !string.IsNullOrEmpty(p)).Select(p => p!).ToList(),
             http.Request.Query["action"].SelectMany(a => (a ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries)).ToList());
 
+        // Only events of repositories the caller may pull, whatever the filter asks.
+        var pullable = await http.RequestServices.GetRequiredService<IAccessPolicy>().PullableAsync(http);
+
         var response = http.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
@@ -68,6 +71,8 @@ internal sealed class EventsExtension : RegistryExtension
                 {
                     cursor = e.Id;
                     if (!filter.Matches(e)) continue;
+                    if (pullable is not null
+                        && (!RepositoryName.TryParse(e.Repository, out var repository) || !pullable(repository))) continue;
                     await response.WriteAsync($"id: {e.Id}\nevent: {e.Action}\ndata: ", request.Aborted);
                     await response.Body.WriteAsync(EventJson.Serialize(e), request.Aborted);
                     await response.WriteAsync("\n\n", request.Aborted);

@@ -46,7 +46,8 @@ internal sealed class ExtensionRouter
         var endpoint = candidates.FirstOrDefault(e => e.Method == method)
                        ?? (HttpMethods.IsHead(method) ? candidates.FirstOrDefault(e => HttpMethods.IsGet(e.Method)) : null);
         if (endpoint is null) return RegistryApi.Unsupported();
-        if (!await policy.IsAllowedAsync(context, new AccessRequest(repository, endpoint.Access))) return RegistryApi.Denied();
+        var decision = await policy.AuthorizeAsync(context, new AccessRequest(repository, endpoint.Access));
+        if (!decision.IsAllowed) return decision.ToResult();
         if (repository is { } repo && !await services.Metadata.RepositoryExistsAsync(repo, context.RequestAborted))
             return new RegistryError(ErrorCode.NameUnknown, repo.Value);
         return await endpoint.Handler(new ExtensionRequest(context, repository, services));

@@ -18,16 +18,22 @@ internal sealed class DiscoveryExtension : RegistryExtension
     public override IEnumerable<ExtensionEndpoint> Endpoints =>
     [
         new(ExtensionScope.Registry, "ext", "discover", HttpMethods.Get, RequiredAccess.RegistryRead,
-            request => Task.FromResult(Discover(request, ExtensionScope.Registry))),
+            request => Discover(request, ExtensionScope.Registry)),
         new(ExtensionScope.Repository, "ext", "discover", HttpMethods.Get, RequiredAccess.Pull,
-            request => Task.FromResult(Discover(request, ExtensionScope.Repository))),
+            request => Discover(request, ExtensionScope.Repository)),
     ];
 
-    private static IResult Discover(ExtensionRequest request, ExtensionScope scope)
+    /// <summary>Only the endpoints the caller may use: each one's declared access is asked of the policy.</summary>
+    private static async Task<IResult> Discover(ExtensionRequest request, ExtensionScope scope)
     {
         var router = request.RequestServices.GetRequiredService<ExtensionRouter>();
-        var namespaces = router.Extensions
-            .SelectMany(e => e.Endpoints.Where(p => p.Scope == scope).Select(p => (e.Namespace, Path: p.PathIn(e.Namespace))))
+        var policy = request.RequestServices.GetRequiredService<IAccessPolicy>();
+        var usable = new List<(ExtensionNamespace Namespace, string Path)>();
+        foreach (var extension in router.Extensions)
+        foreach (var endpoint in extension.Endpoints.Where(p => p.Scope == scope))
+            if ((await policy.AuthorizeAsync(request.Http, new AccessRequest(request.Repository, endpoint.Access))).IsAllowed)
+                usable.Add((extension.Namespace, endpoint.PathIn(extension.Namespace)));
+        var namespaces = usable
             .GroupBy(x => x.Namespace)
             .OrderBy(g => g.Key.Name, StringComparer.Ordinal);
         return Responses.Json(writer =>

@@ -3,6 +3,7 @@ using Microsoft.Data.Sqlite;
 using Registry.Api.Extensions.Framework;
 using Registry.Api.Http;
 using Registry.Storage.Metadata;
+using Registry.Storage.Model;
 
 namespace Registry.Api.Extensions.Search;
 
@@ -26,11 +27,13 @@ internal sealed class SearchExtension : RegistryExtension
 
     private sealed record Hit(string Name, long TagCount, long Size, DateTimeOffset? LastPushed);
 
-    private static Task<IResult> SearchAsync(ExtensionRequest request)
+    private static async Task<IResult> SearchAsync(ExtensionRequest request)
     {
+        // Only repositories the caller may pull; pages stay full while more hits exist.
+        var pullable = await request.RequestServices.GetRequiredService<IAccessPolicy>().PullableAsync(request.Http);
         var http = request.Http.Request;
         if (!Responses.TryReadPagination(http, request.Services.Options.Pagination.MaxPageSize, out var n, out var last))
-            return Task.FromResult<IResult>(new RegistryError(ErrorCode.PaginationInvalid));
+            return new RegistryError(ErrorCode.PaginationInvalid);
         var q = http.Query["q"].FirstOrDefault()?.ToLowerInvariant();
         var prefix = http.Query["prefix"].FirstOrDefault()?.ToLowerInvariant();
         var artifactType = http.Query["artifactType"].FirstOrDefault();
@@ -64,16 +67,30 @@ internal sealed class SearchExtension : RegistryExtension
             Add(command, "$prefix", prefix);
             Add(command, "$artifactType", artifactType);
             Add(command, "$mediaType", mediaType);
-            command.Parameters.AddWithValue("$limit", n + 1);
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
-                hits.Add(new Hit(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2),
-                    reader.IsDBNull(3) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+            var batch = pullable is null ? n + 1 : Math.Max(n + 1, 500);
+            command.Parameters.AddWithValue("$limit", batch);
+            var after = command.Parameters["$last"];
+            while (hits.Count <= n)
+            {
+                var read = 0;
+                using (var reader = command.ExecuteReader())
+                    while (reader.Read() && hits.Count <= n)
+                    {
+                        read++;
+                        var name = reader.GetString(0);
+                        after.Value = name;
+                        if (pullable is not null && (!RepositoryName.TryParse(name, out var repository) || !pullable(repository)))
+                            continue;
+                        hits.Add(new Hit(name, reader.GetInt64(1), reader.GetInt64(2),
+                            reader.IsDBNull(3) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+                    }
+                if (read < batch) break;
+            }
         }
         var more = hits.Count > n;
         if (more) hits.RemoveAt(hits.Count - 1);
 
-        return Task.FromResult(Responses.Json(writer =>
+        return Responses.Json(writer =>
         {
             writer.WriteStartObject();
             writer.WriteStartArray("repositories");
@@ -94,7 +111,7 @@ internal sealed class SearchExtension : RegistryExtension
             if (more)
                 Responses.NextLink(response, "/v2/_registry/search/repositories", n, hits[^1].Name, ("q", q),
                     ("prefix", prefix), ("artifactType", artifactType), ("mediaType", mediaType));
-        }));
+        });
     }
 
     private static void Add(SqliteCommand command, string name, string? value) =>

@@ -1,0 +1,202 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Registry.Storage.Model;
+
+namespace Registry.Api.Auth;
+
+/// <summary>What may be done to a repository, as the token spec names it (<c>pull</c>, <c>push</c>, <c>delete</c>).</summary>
+[Flags]
+public enum RegistryActions
+{
+    None = 0,
+    Pull = 1,
+    Push = 2,
+    Delete = 4,
+    All = Pull | Push | Delete,
+}
+
+/// <summary>The token spec's action names.</summary>
+public static class ActionNames
+{
+    /// <summary><c>pull</c>, <c>push</c>, <c>delete</c> or <c>*</c> (all three).</summary>
+    public static bool TryParse(string? name, out RegistryActions actions)
+    {
+        actions = name switch
+        {
+            "pull" => RegistryActions.Pull,
+            "push" => RegistryActions.Push,
+            "delete" => RegistryActions.Delete,
+            "*" => RegistryActions.All,
+            _ => RegistryActions.None,
+        };
+        return actions != RegistryActions.None;
+    }
+
+    public static IEnumerable<string> Names(RegistryActions actions)
+    {
+        if (actions.HasFlag(RegistryActions.Pull)) yield return "pull";
+        if (actions.HasFlag(RegistryActions.Push)) yield return "push";
+        if (actions.HasFlag(RegistryActions.Delete)) yield return "delete";
+    }
+}
+
+/// <summary>
+/// A repository glob: <c>*</c> matches within one path component, <c>**</c> across components, anything else itself.
+/// <c>team/**</c> matches <c>team/app</c> and <c>team/a/b</c> but not <c>team</c>; <c>**</c> matches every name.
+/// </summary>
+public sealed class RepositoryPattern
+{
+    private readonly Regex _regex;
+
+    private RepositoryPattern(string pattern, Regex regex)
+    {
+        Pattern = pattern;
+        _regex = regex;
+    }
+
+    public string Pattern { get; }
+
+    public bool Matches(RepositoryName name) => _regex.IsMatch(name.Value);
+
+    public static bool IsValid(string? pattern) => TryParse(pattern, out _);
+
+    public static bool TryParse(string? pattern, out RepositoryPattern parsed)
+    {
+        parsed = null!;
+        if (string.IsNullOrWhiteSpace(pattern) || pattern.Length > 512) return false;
+        var regex = new StringBuilder("^");
+        for (var i = 0; i < pattern.Length; i++)
+        {
+            var c = pattern[i];
+            if (c == '*' && i + 1 < pattern.Length && pattern[i + 1] == '*')
+            {
+                regex.Append(".*");
+                i++;
+            }
+            else if (c == '*') regex.Append("[^/]*");
+            else if (char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or '-' or '/')
+                regex.Append(Regex.Escape(c.ToString()));
+            else return false;
+        }
+        regex.Append('$');
+        parsed = new RepositoryPattern(pattern,
+            new Regex(regex.ToString(), RegexOptions.CultureInvariant | RegexOptions.NonBacktracking));
+        return true;
+    }
+}
+
+/// <summary>Who is calling: a user (with the groups the configuration puts them in), or anonymous.</summary>
+public sealed class Caller
+{
+    public static readonly Caller Anonymous = new(null, new HashSet<string>());
+
+    public Caller(string? name, IReadOnlySet<string> groups, IReadOnlyList<TokenGrant>? grants = null)
+    {
+        Name = name;
+        Groups = groups;
+        Grants = grants;
+    }
+
+    /// <summary>The user name; null when anonymous.</summary>
+    public string? Name { get; }
+
+    public IReadOnlySet<string> Groups { get; }
+
+    /// <summary>With token authentication: exactly what the token's <c>access</c> claim grants; null otherwise.</summary>
+    public IReadOnlyList<TokenGrant>? Grants { get; }
+
+    public bool IsAnonymous => Name is null;
+}
+
+/// <summary>One entry of a token's <c>access</c> claim: <c>{"type":"repository","name":"team/app","actions":["pull"]}</c>.</summary>
+public sealed record TokenGrant(string Type, string Name, IReadOnlyList<string> Actions)
+{
+    public const string RepositoryType = "repository";
+    public const string RegistryType = "registry";
+    /// <summary><c>registry:catalog:*</c>: registry-wide listings (the token spec's catalog scope).</summary>
+    public const string Catalog = "catalog";
+    /// <summary><c>registry:admin:*</c>: this registry's registry-scope operations.</summary>
+    public const string Admin = "admin";
+
+    public bool Allows(string type, string name, string action) =>
+        Type == type && Name == name && (Actions.Contains(action) || Actions.Contains("*"));
+}
+
+/// <summary>
+/// The configured policy, compiled once: users and groups → repository patterns → actions, anonymous pull per
+/// pattern, and the admin role. Without rules: the registry:2 behaviour (every authenticated user may do everything).
+/// </summary>
+public sealed class AccessRules
+{
+    private sealed record Rule(IReadOnlyList<RepositoryPattern> Patterns, HashSet<string> Users, HashSet<string> Groups,
+        bool Anonymous, RegistryActions Actions);
+
+    private readonly List<Rule> _rules = [];
+    private readonly Dictionary<string, HashSet<string>> _groupsOfUser = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _adminUsers;
+    private readonly HashSet<string> _adminGroups;
+    private readonly bool _openToAuthenticated;
+
+    public AccessRules(AuthSettings settings)
+    {
+        foreach (var (group, users) in settings.Groups)
+        foreach (var user in users)
+        {
+            if (!_groupsOfUser.TryGetValue(user, out var groups)) _groupsOfUser[user] = groups = new(StringComparer.Ordinal);
+            groups.Add(group);
+        }
+        foreach (var rule in settings.Rules)
+        {
+            var actions = RegistryActions.None;
+            foreach (var action in rule.Actions)
+                if (ActionNames.TryParse(action, out var parsed)) actions |= parsed;
+            _rules.Add(new Rule(
+                rule.Repositories.Select(p => RepositoryPattern.TryParse(p, out var pattern) ? pattern : null)
+                    .OfType<RepositoryPattern>().ToList(),
+                rule.Users.ToHashSet(StringComparer.Ordinal), rule.Groups.ToHashSet(StringComparer.Ordinal),
+                rule.Anonymous, actions));
+        }
+        _adminUsers = settings.Admins.Users.ToHashSet(StringComparer.Ordinal);
+        _adminGroups = settings.Admins.Groups.ToHashSet(StringComparer.Ordinal);
+        _openToAuthenticated = !settings.HasPolicy;
+        AllowsAnonymous = _rules.Any(r => r.Anonymous);
+    }
+
+    /// <summary>Does any repository allow anonymous pulls (then registry-wide listings answer anonymous callers too)?</summary>
+    public bool AllowsAnonymous { get; }
+
+    public IReadOnlySet<string> GroupsOf(string user) =>
+        _groupsOfUser.TryGetValue(user, out var groups) ? groups : EmptyGroups;
+
+    private static readonly HashSet<string> EmptyGroups = [];
+
+    public RegistryActions ActionsOn(Caller caller, RepositoryName repository)
+    {
+        if (caller.IsAnonymous)
+        {
+            var anonymous = RegistryActions.None;
+            foreach (var rule in _rules)
+                if (rule.Anonymous && rule.Patterns.Any(p => p.Matches(repository))) anonymous |= rule.Actions;
+            return anonymous & RegistryActions.Pull;
+        }
+        if (_openToAuthenticated) return RegistryActions.All;
+        var actions = RegistryActions.None;
+        foreach (var rule in _rules)
+        {
+            if (!Applies(rule, caller) || !rule.Patterns.Any(p => p.Matches(repository))) continue;
+            actions |= rule.Actions;
+            if (actions == RegistryActions.All) break;
+        }
+        return actions;
+    }
+
+    private static bool Applies(Rule rule, Caller caller) =>
+        rule.Anonymous
+        || rule.Users.Contains("*")
+        || rule.Users.Contains(caller.Name!)
+        || caller.Groups.Any(rule.Groups.Contains);
+
+    public bool IsAdmin(Caller caller) =>
+        !caller.IsAnonymous
+        && (_openToAuthenticated || _adminUsers.Contains(caller.Name!) || caller.Groups.Any(_adminGroups.Contains));
+}
