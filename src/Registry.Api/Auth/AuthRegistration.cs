@@ -63,7 +63,10 @@ internal static class AuthRegistration
     {
         if (ModeOf(app.Configuration) != AuthMode.Token) return app;
         var token = app.Services.GetRequiredService<AuthSettings>().Token;
-        if (!token.IsExternal) app.MapTokenService();
+        if (token.IsExternal) return app;
+        // Generated (or read) at start-up, not at the first token request: a bad key file stops the start.
+        app.Services.GetRequiredService<TokenSigningKey>();
+        app.MapTokenService();
         return app;
     }
 }
