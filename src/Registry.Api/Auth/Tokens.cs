@@ -175,7 +175,7 @@ internal sealed class TokenValidator
         {
             _roots.ImportFromPemFile(settings.Certificates);
             foreach (var certificate in _roots)
-                keys.Add(new X509SecurityKey(certificate, LibtrustKeyId(certificate)));
+                if (KeyOf(certificate, LibtrustKeyId(certificate)) is { } key) keys.Add(key);
         }
         IssuerKeys = keys;
         _parameters = new TokenValidationParameters
@@ -209,12 +209,11 @@ internal sealed class TokenValidator
     /// </summary>
     private IEnumerable<SecurityKey> ResolveKeys(SecurityToken token)
     {
-        if (_roots.Count > 0 && token is JsonWebToken jwt && jwt.TryGetHeaderValue<List<object>>("x5c", out var chain)
-            && chain is { Count: > 0 })
+        if (_roots.Count > 0 && token is JsonWebToken jwt && ChainOf(jwt) is { Count: > 0 } chain)
         {
             try
             {
-                var certificates = chain.Select(c => X509CertificateLoader.LoadCertificate(Convert.FromBase64String(c.ToString()!))).ToList();
+                var certificates = chain.Select(c => X509CertificateLoader.LoadCertificate(Convert.FromBase64String(c))).ToList();
                 using var builder = new X509Chain();
                 builder.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                 builder.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
@@ -222,15 +221,38 @@ internal sealed class TokenValidator
                 foreach (var intermediate in certificates.Skip(1)) builder.ChainPolicy.ExtraStore.Add(intermediate);
                 var leaf = certificates[0];
                 var trusted = _roots.Any(r => r.RawDataMemory.Span.SequenceEqual(leaf.RawDataMemory.Span)) || builder.Build(leaf);
-                if (trusted) return [new X509SecurityKey(leaf)];
+                if (trusted && KeyOf(leaf, null) is { } key) return [key];
             }
             catch (Exception e) when (e is FormatException or CryptographicException)
             {
-                // An x5c that cannot be read trusts nothing; fall through to the configured keys.
+                // An x5c that cannot be read trusts nothing.
             }
             return [];
         }
         return IssuerKeys;
+    }
+
+    /// <summary>The base64 DER certificates of the token's <c>x5c</c> header, leaf first; null when it has none.</summary>
+    private static List<string>? ChainOf(JsonWebToken jwt)
+    {
+        try
+        {
+            using var header = JsonDocument.Parse(Base64Url.DecodeFromChars(jwt.EncodedHeader));
+            return header.RootElement.TryGetProperty("x5c", out var x5c) && x5c.ValueKind == JsonValueKind.Array
+                ? x5c.EnumerateArray().Where(c => c.ValueKind == JsonValueKind.String).Select(c => c.GetString()!).ToList()
+                : null;
+        }
+        catch (Exception e) when (e is JsonException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    private static SecurityKey? KeyOf(X509Certificate2 certificate, string? keyId)
+    {
+        if (certificate.GetECDsaPublicKey() is { } ec) return new ECDsaSecurityKey(ec) { KeyId = keyId };
+        if (certificate.GetRSAPublicKey() is { } rsa) return new RsaSecurityKey(rsa) { KeyId = keyId };
+        return null;
     }
 
     /// <summary>The token's claims when every check passes, else null.</summary>
