@@ -27,12 +27,21 @@ internal sealed class Options
     public int Writers { get; private set; } = 8;
     public int Readers { get; private set; } = 32;
 
+    /// <summary>null: anonymous; <c>basic</c> or <c>bearer</c> with <see cref="User"/> and <see cref="Password"/>.</summary>
+    public string? Auth { get; private set; }
+    public string User { get; private set; } = "";
+    public string Password { get; private set; } = "";
+
+    public Credentials? CreateCredentials() => Auth is null ? null : new Credentials(Auth, User, Password);
+
     public const string Usage = """
         usage: Registry.Bench --url http://127.0.0.1:5000 [--pid N] [--quick] [--json out.json] [options]
                Registry.Bench --ceilings-only [--quick] [--scratch DIR] [--json out.json]
                Registry.Bench compare --names ours,distribution --a a1.json,a2.json --b b1.json,b2.json
 
-          --url URL         registry to benchmark (plain HTTP, no auth)
+          --url URL         registry to benchmark (plain HTTP)
+          --auth MODE       authenticate every request: basic (htpasswd) or bearer (token flow via the challenge)
+          --user U --password P   the credentials for --auth
           --pid N           the registry's process id: sample its RSS (VmRSS, VmHWM) every 50 ms and its CPU time
           --quick           small sizes and 2 s phases (a smoke test, < 1 minute)
           --json FILE       also write the results as JSON (what compare reads)
@@ -72,12 +81,16 @@ internal sealed class Options
                 case "--tags": tags = Next(); break;
                 case "--repos": repos = Next(); break;
                 case "--disk-mib": diskMib = Next(); break;
+                case "--auth": o.Auth = Next(); break;
+                case "--user": o.User = Next(); break;
+                case "--password": o.Password = Next(); break;
                 default: throw new ArgumentException($"unknown argument '{arg}'");
             }
         }
         foreach (var phase in o.Phases)
             if (!AllPhases.Contains(phase)) throw new ArgumentException($"unknown phase '{phase}'");
         if (o.Url is null && o.Phases.Any(p => p != "ceilings")) throw new ArgumentException("--url is required");
+        if (o.Auth is { } auth && !Credentials.IsValidMode(auth)) throw new ArgumentException("--auth is basic or bearer");
 
         var q = o.Quick;
         o.BlobSize = (blobMib is null ? (q ? 64 : 512) : long.Parse(blobMib, CultureInfo.InvariantCulture)) << 20;

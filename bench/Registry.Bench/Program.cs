@@ -38,7 +38,7 @@ try
     if (options.Runs("ceilings")) await new Ceilings(options, recorder).RunAsync(cancel.Token);
     if (options.Url is { } url && options.Phases.Any(p => p != "ceilings"))
     {
-        using var http = RegistryClient.CreateHttpClient();
+        using var http = RegistryClient.CreateHttpClient(options.CreateCredentials());
         await new RegistryBenchmarks(options, new RegistryClient(http, url), recorder).RunAsync(cancel.Token);
     }
 }

@@ -25,8 +25,10 @@ internal sealed class RegistryClient(HttpClient http, Uri baseUri)
 
     public Uri Url(string pathAndQuery) => new(baseUri, pathAndQuery);
 
-    public static HttpClient CreateHttpClient() =>
-        new(new SocketsHttpHandler
+    /// <param name="credentials">null: anonymous; else every request authenticated (see <see cref="Credentials"/>).</param>
+    public static HttpClient CreateHttpClient(Credentials? credentials = null)
+    {
+        var sockets = new SocketsHttpHandler
         {
             UseProxy = false,
             MaxConnectionsPerServer = 1024,
@@ -35,10 +37,15 @@ internal sealed class RegistryClient(HttpClient http, Uri baseUri)
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
             ConnectTimeout = TimeSpan.FromSeconds(10),
             UseCookies = false,
-        })
-        {
-            Timeout = TimeSpan.FromMinutes(10),
         };
+        HttpMessageHandler handler = sockets;
+        if (credentials is not null)
+        {
+            credentials.InnerHandler = sockets;
+            handler = credentials;
+        }
+        return new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(10) };
+    }
 
     private static async Task<bool> CheckAsync(Phase phase, HttpResponseMessage response, HttpStatusCode expected,
         string what)
