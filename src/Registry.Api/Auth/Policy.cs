@@ -1,5 +1,3 @@
-using System.Text;
-using System.Text.RegularExpressions;
 using Registry.Storage.Model;
 
 namespace Registry.Api.Auth;
@@ -43,20 +41,45 @@ public static class ActionNames
 /// <summary>
 /// A repository glob: <c>*</c> matches within one path component, <c>**</c> across components, anything else itself.
 /// <c>team/**</c> matches <c>team/app</c> and <c>team/a/b</c> but not <c>team</c>; <c>**</c> matches every name.
+/// Matching is a dynamic programme over pattern and name (no backtracking blow-up whatever the pattern).
 /// </summary>
 public sealed class RepositoryPattern
 {
-    private readonly Regex _regex;
+    private enum Kind { Literal, Star, DoubleStar }
 
-    private RepositoryPattern(string pattern, Regex regex)
+    private readonly (Kind Kind, char Char)[] _tokens;
+
+    private RepositoryPattern(string pattern, (Kind, char)[] tokens)
     {
         Pattern = pattern;
-        _regex = regex;
+        _tokens = tokens;
     }
 
     public string Pattern { get; }
 
-    public bool Matches(RepositoryName name) => _regex.IsMatch(name.Value);
+    public bool Matches(RepositoryName name)
+    {
+        var text = name.Value;
+        // reachable[j]: the tokens so far can match text[..j].
+        var reachable = new bool[text.Length + 1];
+        reachable[0] = true;
+        foreach (var (kind, c) in _tokens)
+        {
+            var next = new bool[text.Length + 1];
+            for (var j = 0; j <= text.Length; j++)
+            {
+                if (kind == Kind.Literal)
+                {
+                    if (j > 0 && reachable[j - 1] && text[j - 1] == c) next[j] = true;
+                    continue;
+                }
+                // A star extends a match at j-1 by one character (never '/' for a single star), or matches nothing.
+                next[j] = reachable[j] || (j > 0 && next[j - 1] && (kind == Kind.DoubleStar || text[j - 1] != '/'));
+            }
+            reachable = next;
+        }
+        return reachable[text.Length];
+    }
 
     public static bool IsValid(string? pattern) => TryParse(pattern, out _);
 
@@ -64,23 +87,20 @@ public sealed class RepositoryPattern
     {
         parsed = null!;
         if (string.IsNullOrWhiteSpace(pattern) || pattern.Length > 512) return false;
-        var regex = new StringBuilder("^");
+        var tokens = new List<(Kind, char)>();
         for (var i = 0; i < pattern.Length; i++)
         {
             var c = pattern[i];
             if (c == '*' && i + 1 < pattern.Length && pattern[i + 1] == '*')
             {
-                regex.Append(".*");
+                tokens.Add((Kind.DoubleStar, c));
                 i++;
             }
-            else if (c == '*') regex.Append("[^/]*");
-            else if (char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or '-' or '/')
-                regex.Append(Regex.Escape(c.ToString()));
+            else if (c == '*') tokens.Add((Kind.Star, c));
+            else if (char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or '-' or '/') tokens.Add((Kind.Literal, c));
             else return false;
         }
-        regex.Append('$');
-        parsed = new RepositoryPattern(pattern,
-            new Regex(regex.ToString(), RegexOptions.CultureInvariant | RegexOptions.NonBacktracking));
+        parsed = new RepositoryPattern(pattern, tokens.ToArray());
         return true;
     }
 }
