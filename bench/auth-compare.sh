@@ -44,7 +44,7 @@ settings() {
   esac
 }
 
-start() { # mode data-dir -> sets server_pid, prints ms to first answer
+start() { # mode data-dir -> sets server_pid and startup_ms (exec to the first answer)
   local t0 t1
   t0=$(date +%s%N)
   # shellcheck disable=SC2046
@@ -52,7 +52,7 @@ start() { # mode data-dir -> sets server_pid, prints ms to first answer
   server_pid=$!
   until curl -s -o /dev/null "http://127.0.0.1:$port/v2/"; do sleep 0.002; done
   t1=$(date +%s%N)
-  echo $(( (t1 - t0) / 1000000 ))
+  startup_ms=$(( (t1 - t0) / 1000000 ))
 }
 stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 
@@ -60,8 +60,8 @@ log "start-up, $starts samples per mode (fresh storage each)"
 for i in $(seq "$starts"); do
   for mode in none basic bearer; do
     rm -rf "$work/data"
-    ms=$(start "$mode" "$work/data")
-    echo "$mode $ms" >>"$out/startup.txt"
+    start "$mode" "$work/data"
+    echo "$mode $startup_ms" >>"$out/startup.txt"
     stop
   done
 done
@@ -69,7 +69,7 @@ done
 for round in $(seq "$rounds"); do
   for mode in none basic bearer; do
     rm -rf "$work/data"; sync; sleep 2
-    start "$mode" "$work/data" >/dev/null
+    start "$mode" "$work/data"
     auth=(); [ "$mode" != none ] && auth=(--auth "$mode" --user bench --password bench-pw)
     log "round $round: $mode"
     dotnet "$work/bench/Registry.Bench.dll" --url "http://127.0.0.1:$port" --pid "$server_pid" --only reads \
@@ -89,7 +89,7 @@ echo "manifest reads (req/s, median of $rounds rounds; ratio to none):"
 for figure in "manifest HEAD by tag" "manifest GET by tag"; do
   base=""
   for mode in none basic bearer; do
-    value=$(cat "$out"/reads-"$mode"-*.txt | grep "$figure" | awk '{for (i=1;i<=NF;i++) if ($i=="req/s") {print $(i+1); break}}' | median)
+    value=$(cat "$out"/reads-"$mode"-*.txt | grep "$figure" | awk '{for (i=1;i<=NF;i++) if ($i=="req/s") {print $(i-1); break}}' | median)
     [ -z "$base" ] && base=$value
     printf '  %-24s %-7s %8s  %s\n' "$figure" "$mode" "$value" "$(awk -v a="$value" -v b="$base" 'BEGIN {printf "%.2f", a/b}')"
   done

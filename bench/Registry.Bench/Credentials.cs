@@ -33,7 +33,8 @@ internal sealed partial class Credentials(string mode, string user, string passw
     private static string? ScopeOf(HttpRequestMessage request)
     {
         var path = request.RequestUri!.AbsolutePath;
-        if (!path.StartsWith("/v2/", StringComparison.Ordinal) || path == "/v2/") return null;
+        if (!path.StartsWith("/v2/", StringComparison.Ordinal)) return null;
+        if (path == "/v2/") return ""; // any valid token, as after `docker login`
         if (path.StartsWith("/v2/_catalog", StringComparison.Ordinal)) return "registry:catalog:*";
         var match = RepositoryPath().Match(path);
         if (!match.Success) return null;
@@ -55,8 +56,8 @@ internal sealed partial class Credentials(string mode, string user, string passw
     private async Task<(string, DateTime)> FetchAsync(Uri uri, string scope, CancellationToken ct)
     {
         var (realm, service) = _challenge ??= await ChallengeAsync(uri, ct);
-        using var request = new HttpRequestMessage(HttpMethod.Get,
-            $"{realm}?service={Uri.EscapeDataString(service)}&scope={Uri.EscapeDataString(scope)}");
+        var query = $"service={Uri.EscapeDataString(service)}" + (scope.Length > 0 ? $"&scope={Uri.EscapeDataString(scope)}" : "");
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{realm}?{query}");
         request.Headers.Authorization = _basic;
         using var response = await base.SendAsync(request, ct);
         if (response.StatusCode != HttpStatusCode.OK)
@@ -77,6 +78,7 @@ internal sealed partial class Credentials(string mode, string user, string passw
         return (Parameter("realm"), Parameter("service"));
     }
 
-    [GeneratedRegex("^/v2/(.+?)/(manifests|blobs|tags|referrers)/")]
+    // Names contain slashes (and may contain "manifests"): anchor on the route's own tail.
+    [GeneratedRegex("^/v2/(.+)/(?:blobs/uploads/[^/]*|(?:manifests|blobs|referrers)/[^/]+|tags/list)$")]
     private static partial Regex RepositoryPath();
 }

@@ -8,7 +8,7 @@ namespace Registry.Api.Auth;
 /// Users and bcrypt hashes from an htpasswd file (<c>htpasswd -B</c>: <c>user:$2y$…</c> lines), re-read when the file
 /// changes (checked at most once a second), with a short-lived cache of verified pairs so that only the first request
 /// of a client pays for bcrypt. The cache key is an HMAC of user and password under a key that lives only in this
-/// process, never the password itself; the cache is dropped whenever the file changes.
+/// process (<see cref="SecretHasher"/>), never the password itself; the cache is dropped whenever the file changes.
 /// </summary>
 internal sealed class HtpasswdUsers
 {
@@ -17,14 +17,14 @@ internal sealed class HtpasswdUsers
     private readonly TimeSpan _cacheDuration;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly byte[] _cacheKey = RandomNumberGenerator.GetBytes(32);
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _verified = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<SecretHash, DateTimeOffset> _verified = new();
     private readonly Lock _reload = new();
     private volatile IReadOnlyDictionary<string, string> _users = new Dictionary<string, string>();
     /// <summary>A bcrypt hash of a random password at the file's cost: unknown users cost as much as known ones.</summary>
     private volatile string _dummyHash = "";
     private (DateTime Written, long Length) _version;
     private long _nextCheck;
+    private long _versionNumber;
 
     public HtpasswdUsers(string path, TimeSpan cacheDuration, TimeProvider time, ILogger logger)
     {
@@ -68,11 +68,20 @@ internal sealed class HtpasswdUsers
         return _users.ContainsKey(user);
     }
 
-    private string CacheKey(string user, string password)
+    private static SecretHash CacheKey(string user, string password) => SecretHasher.Of(user + "\0" + password);
+
+    /// <summary>Changes whenever the file is read again: entries of callers' caches made before are stale.</summary>
+    public long Version
     {
-        var input = Encoding.UTF8.GetBytes(user + "\0" + password);
-        return Convert.ToBase64String(HMACSHA256.HashData(_cacheKey, input));
+        get
+        {
+            Reload(force: false);
+            return Interlocked.Read(ref _versionNumber);
+        }
     }
+
+    /// <summary>How long a verified pair may be remembered.</summary>
+    public TimeSpan CacheDuration => _cacheDuration;
 
     private void Reload(bool force)
     {
@@ -99,6 +108,7 @@ internal sealed class HtpasswdUsers
                 _users = users;
                 _version = version;
                 _verified.Clear();
+                Interlocked.Increment(ref _versionNumber);
                 _logger.LogInformation("htpasswd file {Path}: {Count} users", _path, _users.Count);
             }
             catch (IOException e) when (!force)

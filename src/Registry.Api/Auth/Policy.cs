@@ -59,24 +59,24 @@ public sealed class RepositoryPattern
 
     public bool Matches(RepositoryName name)
     {
-        var text = name.Value;
-        // reachable[j]: the tokens so far can match text[..j].
-        var reachable = new bool[text.Length + 1];
+        var text = name.Value.AsSpan();
+        // reachable[j]: the tokens so far can match text[..j]. Names are at most 255 characters: two rows on the stack.
+        Span<bool> reachable = stackalloc bool[text.Length + 1];
+        Span<bool> next = stackalloc bool[text.Length + 1];
+        reachable.Clear();
         reachable[0] = true;
         foreach (var (kind, c) in _tokens)
         {
-            var next = new bool[text.Length + 1];
             for (var j = 0; j <= text.Length; j++)
             {
-                if (kind == Kind.Literal)
-                {
-                    if (j > 0 && reachable[j - 1] && text[j - 1] == c) next[j] = true;
-                    continue;
-                }
-                // A star extends a match at j-1 by one character (never '/' for a single star), or matches nothing.
-                next[j] = reachable[j] || (j > 0 && next[j - 1] && (kind == Kind.DoubleStar || text[j - 1] != '/'));
+                next[j] = kind == Kind.Literal
+                    ? j > 0 && reachable[j - 1] && text[j - 1] == c
+                    // A star matches nothing, or extends its match by one character (never '/' for a single star).
+                    : reachable[j] || (j > 0 && next[j - 1] && (kind == Kind.DoubleStar || text[j - 1] != '/'));
             }
+            var swap = reachable;
             reachable = next;
+            next = swap;
         }
         return reachable[text.Length];
     }

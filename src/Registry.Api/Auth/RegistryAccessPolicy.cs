@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Claims;
 using System.Text;
 using Registry.Api.Http;
@@ -34,7 +35,15 @@ internal sealed class RegistryAccessPolicy : IAccessPolicy
 
     private enum Failure { None, InvalidCredentials, Throttled }
 
-    private sealed record Authentication(Caller Caller, Failure Failure, TimeSpan? RetryAfter = null);
+    private sealed record Authentication(Caller Caller, Failure Failure, TimeSpan? RetryAfter = null,
+        ClaimsPrincipal? Principal = null);
+
+    /// <summary>A verified credential: valid until <see cref="Until"/> (Environment.TickCount64) and, for Basic, while
+    /// the htpasswd file is the one it was checked against.</summary>
+    private readonly record struct Verified(Authentication Authentication, long Until, long Version);
+
+    /// <summary>Keyed by an HMAC of the whole Authorization header (<see cref="SecretHasher"/>), never the secret.</summary>
+    private readonly ConcurrentDictionary<SecretHash, Verified> _verified = new();
 
     private static readonly object ItemKey = new();
 
@@ -79,10 +88,10 @@ internal sealed class RegistryAccessPolicy : IAccessPolicy
             return request.Access switch
             {
                 RequiredAccess.Authenticated => true,
-                RequiredAccess.RegistryRead => grants.Any(g => g.Allows(TokenGrant.RegistryType, TokenGrant.Catalog, "*")),
-                RequiredAccess.RegistryAdmin => grants.Any(g => g.Allows(TokenGrant.RegistryType, TokenGrant.Admin, "*")),
+                RequiredAccess.RegistryRead => Grants(grants, TokenGrant.RegistryType, TokenGrant.Catalog, "*"),
+                RequiredAccess.RegistryAdmin => Grants(grants, TokenGrant.RegistryType, TokenGrant.Admin, "*"),
                 _ => request.Repository is { } repository
-                     && grants.Any(g => g.Allows(TokenGrant.RepositoryType, repository.Value, ActionOf(request.Access))),
+                     && Grants(grants, TokenGrant.RepositoryType, repository.Value, ActionOf(request.Access)),
             };
         if (_settings.Mode == AuthMode.Token) return false;
         return request.Access switch
@@ -93,6 +102,13 @@ internal sealed class RegistryAccessPolicy : IAccessPolicy
             _ => request.Repository is { } repository
                  && (_rules.ActionsOn(caller, repository) & Required(request.Access)) != 0,
         };
+    }
+
+    private static bool Grants(IReadOnlyList<TokenGrant> grants, string type, string name, string action)
+    {
+        foreach (var grant in grants)
+            if (grant.Allows(type, name, action)) return true;
+        return false;
     }
 
     private static RegistryActions Required(RequiredAccess access) => access switch
@@ -141,39 +157,64 @@ internal sealed class RegistryAccessPolicy : IAccessPolicy
     private async ValueTask<Authentication> AuthenticateAsync(HttpContext context)
     {
         if (context.Items[ItemKey] is Authentication known) return known;
-        var auth = await ReadCredentialsAsync(context);
+        var header = context.Request.Headers.Authorization.ToString();
+        Authentication auth;
+        if (header.Length == 0) auth = Unauthenticated;
+        else
+        {
+            var key = SecretHasher.Of(header);
+            var version = _users?.Version ?? 0;
+            if (_verified.TryGetValue(key, out var hit) && hit.Version == version && hit.Until > Environment.TickCount64)
+                auth = hit.Authentication;
+            else
+            {
+                (auth, var lifetime) = await ReadCredentialsAsync(context, header);
+                if (auth.Failure == Failure.None && lifetime > TimeSpan.Zero)
+                {
+                    if (_verified.Count > 10_000) _verified.Clear();
+                    _verified[key] = new Verified(auth, Environment.TickCount64 + (long)lifetime.TotalMilliseconds, version);
+                }
+            }
+        }
         context.Items[ItemKey] = auth;
-        if (auth.Caller.Name is { } name)
-            context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, name)],
-                _settings.Mode == AuthMode.Token ? "Bearer" : "Basic", ClaimTypes.Name, ClaimTypes.Role));
+        if (auth.Principal is { } principal) context.User = principal;
         return auth;
     }
 
-    private async ValueTask<Authentication> ReadCredentialsAsync(HttpContext context)
+    private static readonly Authentication Unauthenticated = new(Caller.Anonymous, Failure.None);
+
+    private Authentication Known(Caller caller) =>
+        new(caller, Failure.None, Principal: caller.Name is { } name
+            ? new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, name)],
+                _settings.Mode == AuthMode.Token ? "Bearer" : "Basic", ClaimTypes.Name, ClaimTypes.Role))
+            : null);
+
+    /// <summary>Checks the credentials of the header; a success comes with how long it may be remembered.</summary>
+    private async ValueTask<(Authentication, TimeSpan)> ReadCredentialsAsync(HttpContext context, string header)
     {
-        var header = context.Request.Headers.Authorization.ToString();
         if (_settings.Mode == AuthMode.Token)
         {
-            if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-                return new Authentication(Caller.Anonymous, Failure.None);
+            if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return (Unauthenticated, TimeSpan.Zero);
             var token = await _tokens!.ValidateAsync(header["Bearer ".Length..].Trim());
             if (token is null)
             {
                 _logger.LogInformation("Rejected a bearer token from {Client}", ClientOf(context));
-                return new Authentication(Caller.Anonymous, Failure.InvalidCredentials);
+                return (new Authentication(Caller.Anonymous, Failure.InvalidCredentials), TimeSpan.Zero);
             }
             var groups = token.Subject is { } subject ? _rules.GroupsOf(subject) : new HashSet<string>();
-            return new Authentication(new Caller(token.Subject, groups, token.Grants), Failure.None);
+            // Remembered until it expires (the skew allowance included), never longer than a minute.
+            var left = token.Expires + _tokens.ClockSkew - DateTimeOffset.UtcNow;
+            return (Known(new Caller(token.Subject, groups, token.Grants)),
+                left < TimeSpan.FromMinutes(1) ? left : TimeSpan.FromMinutes(1));
         }
 
         if (!BasicCredentials.TryParse(header, out var user, out var password))
-            return new Authentication(Caller.Anonymous,
-                header.Length == 0 ? Failure.None : Failure.InvalidCredentials);
+            return (new Authentication(Caller.Anonymous, Failure.InvalidCredentials), TimeSpan.Zero);
         if (_throttle.RetryAfter(ClientOf(context)) is { } wait)
-            return new Authentication(Caller.Anonymous, Failure.Throttled, wait);
+            return (new Authentication(Caller.Anonymous, Failure.Throttled, wait), TimeSpan.Zero);
         return Login(context, user, password) is { } caller
-            ? new Authentication(caller, Failure.None)
-            : new Authentication(Caller.Anonymous, Failure.InvalidCredentials);
+            ? (Known(caller), _users!.CacheDuration)
+            : (new Authentication(Caller.Anonymous, Failure.InvalidCredentials), TimeSpan.Zero);
     }
 
     /// <summary>

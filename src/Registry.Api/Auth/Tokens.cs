@@ -1,5 +1,4 @@
 using System.Buffers.Text;
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
@@ -149,7 +148,7 @@ internal sealed record ValidatedToken(string? Subject, string Issuer, IReadOnlyL
 /// Validates Bearer tokens: signature by a trusted key (the built-in key, or an external issuer's keys from a JWKS file
 /// or PEM certificates, with <c>kid</c> and <c>x5c</c> honoured), an algorithm from an allow-list of asymmetric ones
 /// (never <c>none</c>, never HMAC, so no RS/HS confusion), <c>exp</c> and <c>nbf</c> within the configured clock skew,
-/// <c>iss</c> and <c>aud</c>. Tokens that passed are remembered until they expire, keyed by their SHA-256.
+/// <c>iss</c> and <c>aud</c>.
 /// </summary>
 internal sealed class TokenValidator
 {
@@ -160,7 +159,6 @@ internal sealed class TokenValidator
     private readonly TimeProvider _time;
     private readonly TimeSpan _skew;
     private readonly X509Certificate2Collection _roots = new();
-    private readonly ConcurrentDictionary<string, ValidatedToken> _cache = new(StringComparer.Ordinal);
 
     public TokenValidator(TokenSettings settings, TokenSigningKey? builtIn, TimeProvider time)
     {
@@ -255,24 +253,17 @@ internal sealed class TokenValidator
         return null;
     }
 
-    /// <summary>The token's claims when every check passes, else null.</summary>
+    /// <summary>The token's claims when every check passes, else null. (Callers cache the answer until expiry.)</summary>
     public async ValueTask<ValidatedToken?> ValidateAsync(string token)
     {
-        var key = Convert.ToBase64String(SHA256.HashData(Encoding.ASCII.GetBytes(token)));
-        var now = _time.GetUtcNow();
-        if (_cache.TryGetValue(key, out var cached))
-        {
-            if (cached.Expires + _skew >= now) return cached;
-            _cache.TryRemove(key, out _);
-        }
         if (token.Length > 16 * 1024) return null;
         var result = await _handler.ValidateTokenAsync(token, _parameters);
         if (!result.IsValid || result.SecurityToken is not JsonWebToken jwt) return null;
-        if (ReadPayload(jwt) is not { } validated) return null;
-        if (_cache.Count > 10_000) _cache.Clear();
-        _cache[key] = validated;
-        return validated;
+        return ReadPayload(jwt);
     }
+
+    /// <summary>The allowance on exp and nbf.</summary>
+    public TimeSpan ClockSkew => _skew;
 
     /// <summary>Reads <c>sub</c>, <c>access</c> and <c>exp</c>; a refresh token is not an access token.</summary>
     private static ValidatedToken? ReadPayload(JsonWebToken jwt)
