@@ -62,7 +62,7 @@ public static class RegistryApp
         app.UseRegistryErrors();
         app.MapRegistryApi();
         app.MapExtensionDocs();
-        app.MapFallback(() => new RegistryError(ErrorCode.NotFound));
+        app.MapFallback(() => new RegistryError(ErrorCode.NameUnknown, "no such endpoint"));
         return app;
     }
 
@@ -80,6 +80,7 @@ public static class RegistryApp
             metadata.Take(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path)
             ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
         services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<IDeliveryCursors>(provider => provider.GetRequiredService<SqliteMetadataStore>());
         return services;
     }
 }

@@ -8,7 +8,7 @@ internal static class CatalogEndpoints
     public static async Task<IResult> List(HttpContext context, RegistryServices services)
     {
         if (!Responses.TryReadPagination(context.Request, services.Options.Pagination.MaxPageSize, out var n, out var last))
-            return new RegistryError(ErrorCode.PaginationInvalid);
+            return new RegistryError(ErrorCode.InvalidParameters, "n must be a non-negative integer");
         var page = await services.Metadata.ListRepositoriesAsync(n, last, context.RequestAborted);
         return Responses.Json(writer =>
         {

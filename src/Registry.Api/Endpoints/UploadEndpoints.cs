@@ -42,7 +42,11 @@ internal static class UploadEndpoints
         if (await HasNonEmptyBodyAsync(context))
             return new RegistryError(ErrorCode.BlobUploadInvalid,
                 "a POST without ?digest= starts a session and takes no body; send the data with PATCH or PUT");
-        if (await OpenSessionAsync(name, services, ct) is not { } session)
+        var client = ClientKey(context);
+        if (await services.Metadata.CountUploadsByClientAsync(client, ct) >= services.Options.Uploads.MaxSessionsPerClient)
+            return new RegistryError(ErrorCode.TooManyRequests,
+                "this client holds too many open upload sessions; finish or cancel some (they also expire)");
+        if (await OpenSessionAsync(name, client, services, ct) is not { } session)
             return new RegistryError(ErrorCode.TooManyRequests, "too many open upload sessions");
         return Responses.Empty(StatusCodes.Status202Accepted, response => SessionHeaders(response, name, session, 0));
     }
@@ -82,14 +86,24 @@ internal static class UploadEndpoints
         response.Headers.Range = $"0-{Math.Max(0, size - 1)}";
     }
 
-    private static async Task<UploadId?> OpenSessionAsync(RepositoryName name, RegistryServices services, CancellationToken ct)
+    /// <summary>
+    /// Who a session counts against for the per-client cap: the authenticated identity, else the client's address
+    /// (so one anonymous client cannot hold every slot).
+    /// </summary>
+    internal static string ClientKey(HttpContext context) =>
+        context.User.Identity?.Name is { Length: > 0 } identity
+            ? $"user:{identity}"
+            : $"address:{context.Connection.RemoteIpAddress}";
+
+    private static async Task<UploadId?> OpenSessionAsync(RepositoryName name, string client, RegistryServices services,
+        CancellationToken ct)
     {
         if (await services.Metadata.CountUploadsAsync(ct) >= services.Options.Uploads.MaxSessions) return null;
         var id = UploadId.New();
         await services.Blobs.CreateUploadAsync(id, ct);
         try
         {
-            await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow()), ct);
+            await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow(), client), ct);
         }
         catch
         {

@@ -15,8 +15,6 @@ namespace Registry.Api.Storage;
 internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, StorageLayout layout,
     IOptions<RegistryOptions> options, TimeProvider time, ILogger<StorageJanitor> logger) : BackgroundService
 {
-    private static readonly TimeSpan Period = TimeSpan.FromMinutes(10);
-
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         layout.ClearTemp();
@@ -26,7 +24,7 @@ internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, 
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(Period, time);
+        using var timer = new PeriodicTimer(options.Value.Uploads.PurgeInterval, time);
         do
         {
             try

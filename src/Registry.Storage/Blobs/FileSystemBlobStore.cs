@@ -94,7 +94,7 @@ public sealed class FileSystemBlobStore : IBlobStore
             Publish(temp, target);
             return result;
         }
-        catch (IOException)
+        catch (IOException e) when (StorageErrors.IsDiskFull(e))
         {
             return new CommitResult(CommitStatus.StorageFull, 0);
         }
@@ -171,7 +171,18 @@ public sealed class FileSystemBlobStore : IBlobStore
             if (offset is { } o && o != start) return new AppendResult(AppendStatus.OutOfOrder, start);
             var hash = CatchUp(state, handle, start);
 
-            var status = await CopyAsync(body, handle, hash, start, expectedLength, _flushToDisk, ct);
+            AppendResult status;
+            try
+            {
+                status = await CopyAsync(body, handle, hash, start, expectedLength, _flushToDisk, ct);
+            }
+            catch
+            {
+                // An I/O fault other than a full disk: still all or nothing.
+                RandomAccess.SetLength(handle, start);
+                state.HashedLength = -1;
+                throw;
+            }
             if (status.Status != AppendStatus.Appended)
             {
                 // All or nothing: drop whatever part of this body reached the file.
@@ -230,7 +241,7 @@ public sealed class FileSystemBlobStore : IBlobStore
                 {
                     if (handle is not null) RandomAccess.Write(handle, segments, position + written);
                 }
-                catch (IOException)
+                catch (IOException e) when (StorageErrors.IsDiskFull(e))
                 {
                     body.AdvanceTo(buffer.End);
                     return new AppendResult(AppendStatus.StorageFull, written);
@@ -321,7 +332,7 @@ public sealed class FileSystemBlobStore : IBlobStore
             {
                 Publish(path, _layout.BlobPath(expected));
             }
-            catch (IOException)
+            catch (IOException e) when (StorageErrors.IsDiskFull(e))
             {
                 Discard(id, path);
                 return new CommitResult(CommitStatus.StorageFull, size);

@@ -10,7 +10,7 @@ namespace Registry.Storage.Metadata;
 /// process killed at any instant leaves either the whole change or none of it. Writes are serialised in-process
 /// (SQLite has one writer anyway) so that they queue instead of spinning on SQLITE_BUSY.
 /// </summary>
-public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
+public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDisposable
 {
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS repositories (
@@ -56,7 +56,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         CREATE TABLE IF NOT EXISTS uploads (
             id TEXT PRIMARY KEY,
             repository TEXT NOT NULL,
-            started_at INTEGER NOT NULL) WITHOUT ROWID;
+            started_at INTEGER NOT NULL,
+            client TEXT) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS uploads_by_start ON uploads(started_at);
         CREATE TABLE IF NOT EXISTS events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -68,7 +69,23 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             media_type TEXT,
             size INTEGER);
         CREATE INDEX IF NOT EXISTS events_by_time ON events(at);
+        CREATE TABLE IF NOT EXISTS webhook_cursors (
+            name TEXT PRIMARY KEY,
+            last_id INTEGER NOT NULL) WITHOUT ROWID;
         """;
+
+    /// <summary>
+    /// Brings a database created by an earlier version up to <see cref="Schema"/>: each step checks whether it is
+    /// needed, so it is safe to run at every start (and becomes one numbered migration once the schema is versioned).
+    /// </summary>
+    private static void Upgrade(SqliteConnection connection)
+    {
+        // uploads.client (the per-client session cap); sessions from before count for no client.
+        using (var check = Command(connection, "SELECT count(*) FROM pragma_table_info('uploads') WHERE name = 'client'"))
+            if ((long)check.ExecuteScalar()! == 0)
+                Execute(connection, "ALTER TABLE uploads ADD COLUMN client TEXT;");
+        Execute(connection, "CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads(client) WHERE client IS NOT NULL;");
+    }
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -95,6 +112,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         using var connection = Open();
         Execute(connection, "PRAGMA journal_mode=WAL;");
         Execute(connection, Schema);
+        Upgrade(connection);
     }
 
     public void Dispose()
@@ -182,8 +200,10 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     /// <summary>
     /// Runs <paramref name="work"/> in one transaction on the writer connection. <paramref name="tagsOf"/> names the
     /// repository whose tags the write may change: its cached tag list is dropped once the change is committed.
+    /// <paramref name="isChange"/> false (bookkeeping such as delivery cursors) does not wake <see cref="WaitForChangeAsync"/>.
     /// </summary>
-    private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null)
+    private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null,
+        bool isChange = true)
     {
         await _writeLock.WaitAsync(ct);
         try
@@ -204,7 +224,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             if (tx.Connection is null) return result;
             tx.Commit();
             if (tagsOf is { } repository) _tagLists.Invalidate(repository.Value);
-            Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
+            if (isChange)
+                Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
                 .TrySetResult();
             return result;
         }
@@ -629,7 +650,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask CreateUploadAsync(UploadSession session, CancellationToken ct) =>
         new(WriteAsync(db =>
         {
-            var command = db.Command("INSERT INTO uploads(id, repository, started_at) VALUES ($id, $repo, $now)");
+            var command = db.Command("INSERT INTO uploads(id, repository, started_at, client) VALUES ($id, $repo, $now, $client)");
+            command.Parameters.AddWithValue("$client", (object?)session.Client ?? DBNull.Value);
             command.Parameters.AddWithValue("$id", session.Id.Value);
             command.Parameters.AddWithValue("$repo", session.Repository.Value);
             command.Parameters.AddWithValue("$now", Ms(session.StartedAt));
@@ -639,13 +661,14 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<UploadSession?> GetUploadAsync(UploadId id, CancellationToken ct)
     {
         using var lease = Read();
-        var command = lease.Command("SELECT repository, started_at FROM uploads WHERE id = $id");
+        var command = lease.Command("SELECT repository, started_at, client FROM uploads WHERE id = $id");
         command.Parameters.AddWithValue("$id", id.Value);
         using var reader = command.ExecuteReader();
         if (!reader.Read() || !RepositoryName.TryParse(reader.GetString(0), out var repository))
             return ValueTask.FromResult<UploadSession?>(null);
         return ValueTask.FromResult<UploadSession?>(
-            new UploadSession(id, repository, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1))));
+            new UploadSession(id, repository, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
+                reader.IsDBNull(2) ? null : reader.GetString(2)));
     }
 
     public ValueTask DeleteUploadAsync(UploadId id, CancellationToken ct) =>
@@ -660,6 +683,34 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     {
         using var lease = Read();
         var command = lease.Command("SELECT count(*) FROM uploads");
+        return ValueTask.FromResult((int)(long)command.ExecuteScalar()!);
+    }
+
+    public ValueTask<long?> GetCursorAsync(string name, CancellationToken ct)
+    {
+        using var lease = Read();
+        var command = lease.Command("SELECT last_id FROM webhook_cursors WHERE name = $name");
+        command.Parameters.AddWithValue("$name", name);
+        return ValueTask.FromResult(command.ExecuteScalar() is long id ? id : (long?)null);
+    }
+
+    public ValueTask SetCursorAsync(string name, long lastEventId, CancellationToken ct) =>
+        new(WriteAsync(db =>
+        {
+            var command = db.Command("""
+                INSERT INTO webhook_cursors(name, last_id) VALUES ($name, $id)
+                ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id
+                """);
+            command.Parameters.AddWithValue("$name", name);
+            command.Parameters.AddWithValue("$id", lastEventId);
+            return command.ExecuteNonQuery();
+        }, ct, isChange: false).AsTask());
+
+    public ValueTask<int> CountUploadsByClientAsync(string client, CancellationToken ct)
+    {
+        using var lease = Read();
+        var command = lease.Command("SELECT count(*) FROM uploads WHERE client = $client");
+        command.Parameters.AddWithValue("$client", client);
         return ValueTask.FromResult((int)(long)command.ExecuteScalar()!);
     }
 

@@ -44,7 +44,9 @@ public sealed record ManifestRecord(
 /// <summary>One page of a listing; <see cref="HasMore"/> says whether a next page exists.</summary>
 public sealed record Page<T>(IReadOnlyList<T> Items, bool HasMore);
 
-public sealed record UploadSession(UploadId Id, RepositoryName Repository, DateTimeOffset StartedAt);
+/// <param name="Client">Who opened the session (an identity or a client address, see the API layer), for the
+/// per-client cap; null for sessions recorded before clients were.</param>
+public sealed record UploadSession(UploadId Id, RepositoryName Repository, DateTimeOffset StartedAt, string? Client = null);
 
 public enum PutManifestStatus
 {

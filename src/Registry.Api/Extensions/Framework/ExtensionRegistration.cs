@@ -27,12 +27,18 @@ internal static class ExtensionRegistration
         {
             var stream = path is null ? null : Assembly.GetExecutingAssembly().GetManifestResourceStream($"docs/extensions/{path}");
             return stream is null
-                ? (IResult)new RegistryError(ErrorCode.NotFound)
+                ? (IResult)new RegistryError(ErrorCode.ExtensionUnknown, "no such extension document")
                 : TypedResults.Stream(stream, "text/markdown; charset=utf-8");
         });
         return routes;
     }
 
-    public static string DocumentUrl(HttpRequest request, string document) =>
-        $"{request.Scheme}://{request.Host}/docs/extensions/{document}";
+    /// <summary>
+    /// The absolute URL of a document: under <c>Registry:Http:PublicUrl</c> when it is set (behind a proxy the Host
+    /// header names the proxy's upstream, not what clients reach), else from the request.
+    /// </summary>
+    public static string DocumentUrl(HttpRequest request, string? publicUrl, string document) =>
+        publicUrl is { Length: > 0 }
+            ? $"{publicUrl.TrimEnd('/')}/docs/extensions/{document}"
+            : $"{request.Scheme}://{request.Host}/docs/extensions/{document}";
 }

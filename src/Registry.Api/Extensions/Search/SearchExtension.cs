@@ -30,7 +30,7 @@ internal sealed class SearchExtension : RegistryExtension
     {
         var http = request.Http.Request;
         if (!Responses.TryReadPagination(http, request.Services.Options.Pagination.MaxPageSize, out var n, out var last))
-            return Task.FromResult<IResult>(new RegistryError(ErrorCode.PaginationInvalid));
+            return Task.FromResult<IResult>(new RegistryError(ErrorCode.InvalidParameters, "n must be a non-negative integer"));
         var q = http.Query["q"].FirstOrDefault()?.ToLowerInvariant();
         var prefix = http.Query["prefix"].FirstOrDefault()?.ToLowerInvariant();
         var artifactType = http.Query["artifactType"].FirstOrDefault();
