@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Registry.Api.Configuration;
+using Registry.Api.Configuration.Distribution;
 using Registry.Api.Endpoints;
 using Registry.Api.Extensions.Events;
 using Registry.Api.Extensions.Framework;
@@ -22,12 +23,22 @@ public static class RegistryApp
 
     /// <param name="settings">Configuration that overrides every other source (tests).</param>
     /// <param name="services">Last word on the services, e.g. a fake clock (tests).</param>
+    /// <param name="distributionEnvironment">The environment to read registry:2's <c>REGISTRY_*</c> variables from
+    /// (null: the process environment; tests pass their own).</param>
     public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null,
-        Action<IServiceCollection>? services = null)
+        Action<IServiceCollection>? services = null, IReadOnlyDictionary<string, string?>? distributionEnvironment = null)
     {
         // No configuration reload on change: its watcher would follow every folder under the content root, which
         // holds ./data by default (thousands of blob folders).
         var builder = WebApplication.CreateSlimBuilder(["--hostBuilder:reloadConfigOnChange=false", .. args]);
+        // registry:2's environment variables and config.yml, below every other source: where both forms set
+        // something, ours wins.
+        var distribution = DistributionSettings.Read(args, distributionEnvironment ?? ProcessEnvironment());
+        if (!distribution.IsEmpty)
+            builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+            {
+                InitialData = distribution.Settings,
+            });
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         var metadata = new EarlyMetadataStore(builder.Configuration);
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
@@ -42,6 +53,8 @@ public static class RegistryApp
         builder.Services.AddOptions<RegistryOptions>().Bind(builder.Configuration.GetSection(RegistryOptions.Section))
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
+        builder.Services.AddSingleton(distribution);
+        builder.Services.AddSingleton<IValidateOptions<RegistryOptions>, DistributionSettingsValidator>();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddRegistryStorage(metadata);
         builder.Services.AddSingleton<RegistryServices>();
@@ -59,11 +72,22 @@ public static class RegistryApp
         services?.Invoke(builder.Services);
 
         var app = builder.Build();
+        if (distribution.Ignored.Count > 0)
+            app.Logger.LogWarning("registry:2 settings with no equivalent here, ignored: {Keys}", string.Join(", ", distribution.Ignored));
         app.UseRegistryErrors();
         app.MapRegistryApi();
         app.MapExtensionDocs();
         app.MapFallback(() => new RegistryError(ErrorCode.NameUnknown, "no such endpoint"));
         return app;
+    }
+
+    private static Dictionary<string, string?> ProcessEnvironment()
+    {
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
+            if (entry.Key is string name && name.StartsWith(DistributionSettings.EnvironmentPrefix, StringComparison.Ordinal))
+                environment[name] = entry.Value as string;
+        return environment;
     }
 
     private static IServiceCollection AddRegistryStorage(this IServiceCollection services, EarlyMetadataStore metadata)

@@ -58,6 +58,12 @@ public sealed class RegistryOptions
         /// <summary>How often expired upload sessions are looked for and removed.</summary>
         public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromMinutes(10);
 
+        /// <summary>Remove expired upload sessions at all (registry:2's uploadpurging.enabled).</summary>
+        public bool PurgeEnabled { get; set; } = true;
+
+        /// <summary>Only log the expired sessions that would be removed (registry:2's uploadpurging.dryrun).</summary>
+        public bool PurgeDryRun { get; set; }
+
         /// <summary>An upload session not finished this long after it started is removed.</summary>
         public TimeSpan Expiry { get; set; } = TimeSpan.FromHours(24);
     }
