@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real clients the tests drive (skopeo, podman, buildah, umoci) from Debian when any is missing.
-# Idempotent: does nothing (no apt-get at all) when all four are there. Needs root (or sudo) only to install.
+# Installs the real clients the tests drive (skopeo, podman, buildah, umoci) and the tools they compare with or
+# validate against (docker-registry: distribution 2.8.2 whose storage the import tests read; docker-compose: the
+# compose examples are checked with `docker-compose config`) from Debian when any is missing.
+# Idempotent: does nothing (no apt-get at all) when all are there. Needs root (or sudo) only to install.
 #
 # The tests run podman and buildah with the vfs storage driver in their own temp folders (root, runroot, tmpdir,
 # storage.conf, registries.conf, signature policy), so no fuse-overlayfs, slirp4netns, netavark/CNI or
@@ -10,9 +12,11 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci)
+declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci
+                        [docker-registry]=docker-registry [docker-compose]=docker-compose)
+tools=(skopeo podman buildah umoci docker-registry docker-compose)
 missing=()
-for tool in skopeo podman buildah umoci; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 
@@ -28,7 +32,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${as_root[@]}" apt-get install "${apt_options[@]}" "${missing[@]}"
 fi
 
-for tool in skopeo podman buildah umoci; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "$tool is still missing after the install" >&2; exit 1; }
 done
 
@@ -45,4 +49,5 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
 fi
 
-echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version)"
+echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version);" \
+  "$(docker-registry --version | cut -d' ' -f2-3); $(docker-compose version --short 2>/dev/null || echo docker-compose)"

@@ -40,6 +40,8 @@ public static class RegistryApp
                 InitialData = distribution.Settings,
             });
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
+        // Before the metadata store exists: a registry:2 tree and no database means "import it first".
+        var startupImport = new StartupImport.Plan(DistributionImport.PlanAtStartup(builder.Configuration));
         var metadata = new EarlyMetadataStore(builder.Configuration);
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -67,6 +69,8 @@ public static class RegistryApp
         builder.AddExtension<SearchExtension>();
         builder.AddExtension<TagDetailsExtension>();
         builder.AddExtension<EventsExtension>();
+        builder.Services.AddSingleton(startupImport);
+        builder.Services.AddHostedService<StartupImport>();
         builder.Services.AddSingleton<StorageJanitor>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<StorageJanitor>());
         services?.Invoke(builder.Services);
@@ -98,13 +102,15 @@ public static class RegistryApp
             layout.Initialise();
             return layout;
         });
-        services.AddSingleton<IBlobStore>(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
+        services.AddSingleton(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
             provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
+        services.AddSingleton<IBlobStore>(provider => provider.GetRequiredService<FileSystemBlobStore>());
         services.AddSingleton(provider =>
             metadata.Take(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path)
             ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
         services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
         services.AddSingleton<IDeliveryCursors>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<IDistributionImportStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
         return services;
     }
 }

@@ -366,6 +366,81 @@ public sealed class FileSystemBlobStore : IBlobStore
         }
     }
 
+    /// <summary>
+    /// Publishes the content of a local file (another registry's storage) under <paramref name="digest"/>: the file
+    /// is hard-linked into tmp/ when it is on the same filesystem, else copied there, hashed as it is read, and
+    /// renamed into the store only if it matches. The source is never changed; content already stored is success
+    /// without reading the source.
+    /// </summary>
+    public async ValueTask<BlobImportResult> ImportFileAsync(Digest digest, string source, CancellationToken ct)
+    {
+        var target = _layout.BlobPath(digest);
+        if (File.Exists(target)) return new BlobImportResult(BlobImportStatus.AlreadyStored, new FileInfo(target).Length);
+        if (!File.Exists(source)) return new BlobImportResult(BlobImportStatus.Missing, 0);
+        var temp = _layout.NewTempPath();
+        try
+        {
+            var linked = HardLinks.Link(source, temp) == HardLinks.Outcome.Linked;
+            using var hash = IncrementalHash.CreateHash(Digest.HashName(digest.Algorithm));
+            long size;
+            if (linked)
+            {
+                using var handle = File.OpenHandle(temp, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+                size = RandomAccess.GetLength(handle);
+                HashFile(hash, handle, size);
+            }
+            else
+            {
+                size = await CopyAndHashAsync(source, temp, hash, ct);
+            }
+            var actual = Digest.FromHash(digest.Algorithm, hash.GetCurrentHash());
+            if (actual != digest) return new BlobImportResult(BlobImportStatus.DigestMismatch, size, actual);
+            Publish(temp, target);
+            return new BlobImportResult(linked ? BlobImportStatus.Linked : BlobImportStatus.Copied, size);
+        }
+        catch (IOException e) when (StorageErrors.IsDiskFull(e))
+        {
+            return new BlobImportResult(BlobImportStatus.StorageFull, 0);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    private async Task<long> CopyAndHashAsync(string source, string temp, IncrementalHash hash, CancellationToken ct)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(RehashBufferSize);
+        try
+        {
+            await using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan);
+            using var output = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write);
+            long position = 0;
+            int read;
+            while ((read = await input.ReadAsync(buffer, ct)) > 0)
+            {
+                hash.AppendData(buffer, 0, read);
+                RandomAccess.Write(output, buffer.AsSpan(0, read), position);
+                position += read;
+            }
+            if (_flushToDisk) RandomAccess.FlushToDisk(output);
+            return position;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Where the content of <paramref name="digest"/> is stored (it may not exist).</summary>
+    public string PathOf(Digest digest) => _layout.BlobPath(digest);
+
+    /// <summary>Makes the directory entries of imported (hard-linked) blobs durable before the metadata that names them.</summary>
+    public void FlushImportedLinks()
+    {
+        if (_flushToDisk) HardLinks.SyncFileSystem(_layout.BlobsRoot);
+    }
+
     public IEnumerable<Digest> EnumerateBlobs()
     {
         if (!Directory.Exists(_layout.BlobsRoot)) yield break;

@@ -10,7 +10,7 @@ namespace Registry.Storage.Metadata;
 /// process killed at any instant leaves either the whole change or none of it. Writes are serialised in-process
 /// (SQLite has one writer anyway) so that they queue instead of spinning on SQLITE_BUSY.
 /// </summary>
-public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDisposable
+public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDistributionImportStore, IDisposable
 {
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS repositories (
@@ -72,6 +72,10 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
         CREATE TABLE IF NOT EXISTS webhook_cursors (
             name TEXT PRIMARY KEY,
             last_id INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS distribution_imports (
+            repository TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            imported_at INTEGER NOT NULL) WITHOUT ROWID;
         """;
 
     /// <summary>
@@ -705,6 +709,90 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
             command.Parameters.AddWithValue("$id", lastEventId);
             return command.ExecuteNonQuery();
         }, ct, isChange: false).AsTask());
+
+    public ValueTask<bool> IsRepositoryImportedAsync(RepositoryName repository, CancellationToken ct)
+    {
+        using var lease = Read();
+        var command = lease.Command("SELECT 1 FROM distribution_imports WHERE repository = $name");
+        command.Parameters.AddWithValue("$name", repository.Value);
+        return ValueTask.FromResult(command.ExecuteScalar() is not null);
+    }
+
+    public ValueTask<bool> ImportRepositoryAsync(RepositoryImport import, string source, DateTimeOffset now,
+        CancellationToken ct) =>
+        WriteAsync(db =>
+        {
+            var repository = import.Repository;
+            var done = db.Command("SELECT 1 FROM distribution_imports WHERE repository = $name");
+            done.Parameters.AddWithValue("$name", repository.Value);
+            if (done.ExecuteScalar() is not null) return false;
+
+            var ms = Ms(now);
+            var repositoryId = EnsureRepository(db, repository, ms);
+            foreach (var (digest, size) in import.Blobs)
+            {
+                EnsureBlob(db, digest, size, ms);
+                var link = db.Command("""
+                    INSERT INTO repository_blobs(repository_id, digest, linked_at) VALUES ($repo, $digest, $now)
+                    ON CONFLICT DO NOTHING
+                    """);
+                link.Parameters.AddWithValue("$repo", repositoryId);
+                link.Parameters.AddWithValue("$digest", digest.ToString());
+                link.Parameters.AddWithValue("$now", ms);
+                link.ExecuteNonQuery();
+            }
+            foreach (var (manifest, references) in import.Manifests)
+            {
+                var pushed = Ms(manifest.PushedAt);
+                EnsureBlob(db, manifest.Digest, manifest.Size, ms);
+                var insert = db.Command("""
+                    INSERT INTO manifests(repository_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
+                    VALUES ($repo, $digest, $mediaType, $size, $artifactType, $subject, $annotations, $now)
+                    ON CONFLICT DO NOTHING
+                    """);
+                insert.Parameters.AddWithValue("$repo", repositoryId);
+                insert.Parameters.AddWithValue("$digest", manifest.Digest.ToString());
+                insert.Parameters.AddWithValue("$mediaType", manifest.MediaType);
+                insert.Parameters.AddWithValue("$size", manifest.Size);
+                insert.Parameters.AddWithValue("$artifactType", (object?)manifest.ArtifactType ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$subject", (object?)manifest.Subject?.ToString() ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$annotations", (object?)manifest.AnnotationsJson ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$now", pushed);
+                if (insert.ExecuteNonQuery() == 0) continue;
+                foreach (var reference in references)
+                {
+                    var link = db.Command("""
+                        INSERT INTO manifest_references(repository_id, manifest, target, kind)
+                        VALUES ($repo, $manifest, $target, $kind) ON CONFLICT DO NOTHING
+                        """);
+                    link.Parameters.AddWithValue("$repo", repositoryId);
+                    link.Parameters.AddWithValue("$manifest", manifest.Digest.ToString());
+                    link.Parameters.AddWithValue("$target", reference.Target.ToString());
+                    link.Parameters.AddWithValue("$kind", (int)reference.Kind);
+                    link.ExecuteNonQuery();
+                }
+                AddEvent(db, ms, EventActions.ManifestPush, repository, manifest.Digest, null, manifest.MediaType, manifest.Size);
+            }
+            foreach (var tag in import.Tags)
+            {
+                var upsert = db.Command("""
+                    INSERT INTO tags(repository_id, name, digest, updated_at) VALUES ($repo, $name, $digest, $now)
+                    ON CONFLICT(repository_id, name) DO NOTHING
+                    """);
+                upsert.Parameters.AddWithValue("$repo", repositoryId);
+                upsert.Parameters.AddWithValue("$name", tag.Tag.Value);
+                upsert.Parameters.AddWithValue("$digest", tag.Manifest.ToString());
+                upsert.Parameters.AddWithValue("$now", Ms(tag.UpdatedAt));
+                if (upsert.ExecuteNonQuery() > 0)
+                    AddEvent(db, ms, EventActions.TagCreate, repository, tag.Manifest, tag.Tag.Value);
+            }
+            var record = db.Command("INSERT INTO distribution_imports(repository, source, imported_at) VALUES ($name, $source, $now)");
+            record.Parameters.AddWithValue("$name", repository.Value);
+            record.Parameters.AddWithValue("$source", source);
+            record.Parameters.AddWithValue("$now", ms);
+            record.ExecuteNonQuery();
+            return true;
+        }, ct, tagsOf: import.Repository);
 
     public ValueTask<int> CountUploadsByClientAsync(string client, CancellationToken ct)
     {
