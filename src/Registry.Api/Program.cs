@@ -3,6 +3,9 @@ using Registry.Storage;
 using Registry.Storage.Blobs;
 using Registry.Storage.Metadata;
 
+// registry:2's own command line, `registry serve <config.yml>`, as a compose file written for it may give.
+if (args is ["serve", var registry2Config, .. var afterServe])
+    args = ["--config", registry2Config, .. afterServe];
 if (args is ["verify", .. var rest])
     return await VerifyAsync(rest);
 if (args is ["import", .. var importArgs])

@@ -60,4 +60,56 @@ public class DistributionProcessTests
             Directory.Delete(root, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task A_server_started_like_registry2_with_serve_and_a_config_yml_follows_the_file()
+    {
+        var root = Directory.CreateTempSubdirectory("registry2-serve-").FullName;
+        var port = ServerProcess.FreePort();
+        var config = Path.Combine(root, "config.yml");
+        await File.WriteAllTextAsync(config, $"""
+            version: 0.1
+            storage:
+              filesystem:
+                rootdirectory: {root}/data
+              delete:
+                enabled: false
+            http:
+              addr: 127.0.0.1:{port}
+            """);
+        var info = ServerProcess.StartInfo(ServerPath, ["serve", config]);
+        info.Environment.Remove("Registry__Storage__Path");
+        using var process = new Process { StartInfo = info };
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            HttpResponseMessage? response = null;
+            while (response is null)
+            {
+                try
+                {
+                    response = await client.DeleteAsync("v2/team/app/manifests/sha256:" + new string('a', 64));
+                }
+                catch (HttpRequestException) when (DateTime.UtcNow < deadline && !process.HasExited)
+                {
+                    await Task.Delay(100);
+                }
+            }
+
+            response.StatusCode.Should().Be(HttpStatusCode.MethodNotAllowed, "storage.delete.enabled is false in the file");
+            File.Exists(Path.Combine(root, "data", "metadata.db")).Should().BeTrue();
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill();
+            await process.WaitForExitAsync();
+            Directory.Delete(root, recursive: true);
+        }
+    }
 }

@@ -29,7 +29,7 @@ internal sealed class DistributionSettings
 
     public bool IsEmpty => Settings.Count == 0 && Ignored.Count == 0 && Errors.Count == 0;
 
-    /// <summary>Reads the file named by <c>--config</c> (else <c>REGISTRY_CONFIGURATION_PATH</c>), then the environment over it.</summary>
+    /// <summary>Reads the file named by <c>--config</c> or <c>serve &lt;file&gt;</c> (else <c>REGISTRY_CONFIGURATION_PATH</c>), then the environment over it.</summary>
     public static DistributionSettings Read(string[] args, IReadOnlyDictionary<string, string?> environment)
     {
         var result = new DistributionSettings();
@@ -69,6 +69,7 @@ internal sealed class DistributionSettings
 
     private static string? ConfigArgument(string[] args)
     {
+        if (args is ["serve", var served, ..]) return served;
         for (var i = 0; i < args.Length; i++)
         {
             if (args[i] == "--config" && i + 1 < args.Length) return args[i + 1];
