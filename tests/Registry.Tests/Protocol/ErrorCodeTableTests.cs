@@ -118,6 +118,16 @@ public class ErrorCodeTableTests(RegistryFixture fixture) : IClassFixture<Regist
     }
 
     [Theory]
+    [InlineData("POST")]
+    [InlineData("DELETE")]
+    public async Task Another_method_on_an_extension_document_returns_405_UNSUPPORTED(string method)
+    {
+        var response = await fixture.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), "docs/extensions/_oci.md"));
+
+        await response.ShouldBeErrorAsync(HttpStatusCode.MethodNotAllowed, "UNSUPPORTED");
+    }
+
+    [Theory]
     [InlineData("/v2/../../etc/manifests/latest")]
     [InlineData("/v2/a/%2e%2e/%2e%2e/manifests/latest")]
     [InlineData("/v2/a%2f..%2f..%2fb/manifests/latest")]

@@ -23,8 +23,11 @@ internal static class ExtensionRegistration
     /// </summary>
     public static IEndpointRouteBuilder MapExtensionDocs(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/docs/extensions/{**path}", (string? path) =>
+        // Every method maps here so that another method gets the registry's JSON 405, not routing's empty one.
+        routes.Map("/docs/extensions/{**path}", (HttpContext context, string? path) =>
         {
+            if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
+                return new RegistryError(ErrorCode.Unsupported);
             var stream = path is null ? null : Assembly.GetExecutingAssembly().GetManifestResourceStream($"docs/extensions/{path}");
             return stream is null
                 ? (IResult)new RegistryError(ErrorCode.ExtensionUnknown, "no such extension document")
