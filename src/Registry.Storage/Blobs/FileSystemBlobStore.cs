@@ -396,6 +396,7 @@ public sealed class FileSystemBlobStore : IBlobStore
             var actual = Digest.FromHash(digest.Algorithm, hash.GetCurrentHash());
             if (actual != digest) return new BlobImportResult(BlobImportStatus.DigestMismatch, size, actual);
             Publish(temp, target);
+            _importedFolders.TryAdd(Path.GetDirectoryName(target)!, 0);
             return new BlobImportResult(linked ? BlobImportStatus.Linked : BlobImportStatus.Copied, size);
         }
         catch (IOException e) when (StorageErrors.IsDiskFull(e))
@@ -435,10 +436,20 @@ public sealed class FileSystemBlobStore : IBlobStore
     /// <summary>Where the content of <paramref name="digest"/> is stored (it may not exist).</summary>
     public string PathOf(Digest digest) => _layout.BlobPath(digest);
 
-    /// <summary>Makes the directory entries of imported (hard-linked) blobs durable before the metadata that names them.</summary>
+    private readonly ConcurrentDictionary<string, byte> _importedFolders = new();
+
+    /// <summary>
+    /// Makes the directory entries of the blobs imported since the last call durable (fsync of each folder they were
+    /// published into, and of the folders above), before the metadata that names them is committed.
+    /// </summary>
     public void FlushImportedLinks()
     {
-        if (_flushToDisk) HardLinks.SyncFileSystem(_layout.BlobsRoot);
+        var folders = _importedFolders.Keys.ToList();
+        _importedFolders.Clear();
+        if (!_flushToDisk || folders.Count == 0) return;
+        foreach (var folder in folders) HardLinks.FlushDirectory(folder);
+        foreach (var parent in folders.Select(f => Path.GetDirectoryName(f)!).Distinct()) HardLinks.FlushDirectory(parent);
+        HardLinks.FlushDirectory(_layout.BlobsRoot);
     }
 
     public IEnumerable<Digest> EnumerateBlobs()

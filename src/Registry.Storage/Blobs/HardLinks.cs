@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Registry.Storage.Blobs;
 
-/// <summary>link(2) and syncfs(2), which .NET does not expose: the import shares registry:2's blob files instead of copying them.</summary>
+/// <summary>link(2) and fsync(2) of a directory, which .NET does not expose: the import shares registry:2's blob files instead of copying them.</summary>
 internal static partial class HardLinks
 {
     private const int Eexist = 17;
@@ -22,8 +22,8 @@ internal static partial class HardLinks
     [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int NativeLink(string existing, string created);
 
-    [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
-    private static partial int NativeSyncFs(int fd);
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int NativeFsync(int fd);
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int NativeOpen(string path, int flags);
@@ -45,16 +45,16 @@ internal static partial class HardLinks
         };
     }
 
-    /// <summary>Flushes the filesystem holding <paramref name="path"/> (new directory entries included) to disk.</summary>
-    public static void SyncFileSystem(string path)
+    /// <summary>Makes the entries of a directory (files linked or renamed into it) durable: fsync(2) on the directory.</summary>
+    public static void FlushDirectory(string path)
     {
         if (!OperatingSystem.IsLinux()) return;
-        // O_RDONLY: a directory can be opened for reading, and syncfs only needs a descriptor on the filesystem.
+        // O_RDONLY: a directory can be opened for reading, and fsync on it flushes its entries.
         var fd = NativeOpen(path, 0);
         if (fd < 0) throw new IOException($"open({path}) failed: errno {Marshal.GetLastPInvokeError()}");
         try
         {
-            if (NativeSyncFs(fd) != 0) throw new IOException($"syncfs({path}) failed: errno {Marshal.GetLastPInvokeError()}");
+            if (NativeFsync(fd) != 0) throw new IOException($"fsync({path}) failed: errno {Marshal.GetLastPInvokeError()}");
         }
         finally
         {

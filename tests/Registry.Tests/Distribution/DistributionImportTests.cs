@@ -149,6 +149,54 @@ public sealed class DistributionImportTests(Distribution282 registry2) : IClassF
     }
 
     [Fact]
+    public async Task An_import_killed_midway_completes_when_run_again()
+    {
+        var root = registry2.CopyTree(_temp.Path);
+        // Many repositories (copies of team/app's folder, sharing its blobs), so the kill lands in the middle.
+        var repositories = Path.Combine(root, "docker", "registry", "v2", "repositories");
+        for (var i = 0; i < 150; i++) CopyFolder(Path.Combine(repositories, "team", "app"), Path.Combine(repositories, "many", $"r{i:D3}"));
+        var info = ServerProcess.StartInfo(Path.Combine(AppContext.BaseDirectory, "Registry.Api.dll"),
+            ["import", "--from", root, $"--Registry:Storage:Path={root}"]);
+        using var process = new Process { StartInfo = info };
+        var progressed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lines = 0;
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data?.StartsWith('[') == true && Interlocked.Increment(ref lines) == 5) progressed.TrySetResult();
+        };
+        process.ErrorDataReceived += (_, _) => { };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        await progressed.Task.WaitAsync(TimeSpan.FromMinutes(2));
+        process.Kill(); // SIGKILL: no shutdown code runs
+        await process.WaitForExitAsync();
+
+        var rerun = await RunServerCommandAsync("import", "--from", root, $"--Registry:Storage:Path={root}");
+
+        process.ExitCode.Should().NotBe(0, "the first run was killed before it finished");
+        rerun.ExitCode.Should().Be(0, rerun.Output);
+        rerun.Output.Should().MatchRegex(@"[1-9][0-9]* repositories imported \([1-9][0-9]* already imported before\)");
+        await using var server = await RegistryServer.StartAsync(storagePath: root);
+        using var client = server.CreateClient();
+        var catalog = await Infrastructure.Http.GetJsonAsync(client, "v2/_catalog?n=1000");
+        catalog.GetProperty("repositories").GetArrayLength().Should().Be(152);
+        (await Conformance.Oci.TagsAsync(client, "many/r149")).Should().Equal("sbom", "v1");
+        var report = await new StorageVerifier(server.Services.GetRequiredService<IBlobStore>(),
+            server.Services.GetRequiredService<IMetadataStore>()).VerifyAsync(CancellationToken.None);
+        report.Problems.Should().BeEmpty();
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        foreach (var directory in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, directory)));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
+    }
+
+    [Fact]
     public async Task A_registry2_storage_on_another_filesystem_is_copied_and_the_report_says_so()
     {
         using var shm = new TempDir("import-shm-", "/dev/shm");
