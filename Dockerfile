@@ -11,8 +11,10 @@ FROM mcr.microsoft.com/dotnet/runtime-deps:10.0
 WORKDIR /app
 COPY --from=build /out/ ./
 RUN mkdir -p /var/lib/registry && chown app:app /var/lib/registry
-ENV Registry__Storage__Path=/var/lib/registry \
-    ASPNETCORE_URLS=http://0.0.0.0:5000
+# registry:2's own variables as the image's defaults, so a compose file written for registry:2 that sets them
+# (REGISTRY_HTTP_ADDR, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY) overrides them; Registry__* settings override both.
+ENV REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/var/lib/registry \
+    REGISTRY_HTTP_ADDR=:5000
 VOLUME /var/lib/registry
 EXPOSE 5000
 USER app

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the real clients the tests drive (skopeo, podman, buildah, umoci, and htpasswd from apache2-utils for the
-# access-control tests) from Debian when any is missing.
-# Idempotent: does nothing (no apt-get at all) when all four are there. Needs root (or sudo) only to install.
+# Installs the real clients the tests drive (skopeo, podman, buildah, umoci) and the tools they compare with or
+# validate against (docker-registry: distribution 2.8.2 whose storage the import tests read; docker-compose: the
+# compose examples are checked with `docker-compose config`; htpasswd from apache2-utils: the access-control tests
+# write their users with it) from Debian when any is missing.
+# Idempotent: does nothing (no apt-get at all) when all are there. Needs root (or sudo) only to install.
 #
 # The tests run podman and buildah with the vfs storage driver in their own temp folders (root, runroot, tmpdir,
 # storage.conf, registries.conf, signature policy), so no fuse-overlayfs, slirp4netns, netavark/CNI or
@@ -11,8 +13,9 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci [htpasswd]=apache2-utils)
-tools=(skopeo podman buildah umoci htpasswd)
+declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci
+                        [docker-registry]=docker-registry [docker-compose]=docker-compose [htpasswd]=apache2-utils)
+tools=(skopeo podman buildah umoci docker-registry docker-compose htpasswd)
 missing=()
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
@@ -47,4 +50,5 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
 fi
 
-echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version)"
+echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version);" \
+  "$(docker-registry --version | cut -d' ' -f2-3); $(docker-compose version --short 2>/dev/null || echo docker-compose)"

@@ -3,8 +3,13 @@ using Registry.Storage;
 using Registry.Storage.Blobs;
 using Registry.Storage.Metadata;
 
+// registry:2's own command line, `registry serve <config.yml>`, as a compose file written for it may give.
+if (args is ["serve", var registry2Config, .. var afterServe])
+    args = ["--config", registry2Config, .. afterServe];
 if (args is ["verify", .. var rest])
     return await VerifyAsync(rest);
+if (args is ["import", .. var importArgs])
+    return await ImportAsync(importArgs);
 
 var app = RegistryApp.Create(args);
 await app.RunAsync();
@@ -22,4 +27,41 @@ static async Task<int> VerifyAsync(string[] args)
     Console.WriteLine($"{report.BlobsHashed} blobs hashed, {report.ManifestsChecked} manifests checked, " +
                       $"{report.Problems.Count} problems: {(report.Consistent ? "consistent" : "INCONSISTENT")}");
     return report.Consistent ? 0 : 1;
+}
+
+// `import --from <registry:2 root>`: imports a registry:2 filesystem storage (same settings as the server).
+static async Task<int> ImportAsync(string[] args)
+{
+    var at = Array.IndexOf(args, "--from");
+    if (at < 0 || at + 1 >= args.Length)
+    {
+        Console.Error.WriteLine("usage: import --from <registry:2 root directory, the one holding docker/registry/v2> [settings]");
+        return 2;
+    }
+    var from = args[at + 1];
+    if (!Registry.Storage.Import.DistributionImporter.HoldsDistributionTree(from))
+    {
+        Console.Error.WriteLine($"{from} holds no registry:2 storage (no docker/registry/v2 in it)");
+        return 2;
+    }
+    await using var app = RegistryApp.Create([.. args[..at], .. args[(at + 2)..]]);
+    using var cancel = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) =>
+    {
+        e.Cancel = true;
+        cancel.Cancel();
+    };
+    try
+    {
+        var report = await Registry.Api.Storage.DistributionImport.RunAsync(app.Services, from, Console.WriteLine, cancel.Token);
+        foreach (var note in report.Notes) Console.WriteLine($"note    {note}");
+        foreach (var problem in report.Problems) Console.WriteLine($"PROBLEM {problem}");
+        Console.WriteLine($"{report.Summary}: {(report.Complete ? "complete" : "INCOMPLETE, run it again")}");
+        return report.Complete ? 0 : 1;
+    }
+    catch (OperationCanceledException)
+    {
+        Console.WriteLine("interrupted; run the same command again to finish (imported repositories are kept)");
+        return 130;
+    }
 }

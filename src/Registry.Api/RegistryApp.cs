@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Registry.Api.Auth;
 using Registry.Api.Configuration;
+using Registry.Api.Configuration.Distribution;
 using Registry.Api.Endpoints;
 using Registry.Api.Extensions.Events;
 using Registry.Api.Extensions.Framework;
@@ -23,13 +24,25 @@ public static class RegistryApp
 
     /// <param name="settings">Configuration that overrides every other source (tests).</param>
     /// <param name="services">Last word on the services, e.g. a fake clock (tests).</param>
+    /// <param name="distributionEnvironment">The environment to read registry:2's <c>REGISTRY_*</c> variables from
+    /// (null: the process environment; tests pass their own).</param>
     public static WebApplication Create(string[] args, IDictionary<string, string?>? settings = null,
-        Action<IServiceCollection>? services = null)
+        Action<IServiceCollection>? services = null, IReadOnlyDictionary<string, string?>? distributionEnvironment = null)
     {
         // No configuration reload on change: its watcher would follow every folder under the content root, which
         // holds ./data by default (thousands of blob folders).
         var builder = WebApplication.CreateSlimBuilder(["--hostBuilder:reloadConfigOnChange=false", .. args]);
+        // registry:2's environment variables and config.yml, below every other source: where both forms set
+        // something, ours wins.
+        var distribution = DistributionSettings.Read(args, distributionEnvironment ?? ProcessEnvironment());
+        if (!distribution.IsEmpty)
+            builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+            {
+                InitialData = distribution.Settings,
+            });
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
+        // Before the metadata store exists: a registry:2 tree and no database means "import it first".
+        var startupImport = new StartupImport.Plan(DistributionImport.PlanAtStartup(builder.Configuration));
         var metadata = new EarlyMetadataStore(builder.Configuration);
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -43,6 +56,8 @@ public static class RegistryApp
         builder.Services.AddOptions<RegistryOptions>().Bind(builder.Configuration.GetSection(RegistryOptions.Section))
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
+        builder.Services.AddSingleton(distribution);
+        builder.Services.AddSingleton<IValidateOptions<RegistryOptions>, DistributionSettingsValidator>();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddRegistryStorage(metadata);
         builder.Services.AddSingleton<RegistryServices>();
@@ -55,17 +70,30 @@ public static class RegistryApp
         builder.AddExtension<SearchExtension>();
         builder.AddExtension<TagDetailsExtension>();
         builder.AddExtension<EventsExtension>();
+        builder.Services.AddSingleton(startupImport);
+        builder.Services.AddHostedService<StartupImport>();
         builder.Services.AddSingleton<StorageJanitor>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<StorageJanitor>());
         services?.Invoke(builder.Services);
 
         var app = builder.Build();
+        if (distribution.Ignored.Count > 0)
+            app.Logger.LogWarning("registry:2 settings with no equivalent here, ignored: {Keys}", string.Join(", ", distribution.Ignored));
         app.UseRegistryErrors();
         app.MapRegistryAuth();
         app.MapRegistryApi();
         app.MapExtensionDocs();
-        app.MapFallback(() => new RegistryError(ErrorCode.NotFound));
+        app.MapFallback(() => new RegistryError(ErrorCode.NameUnknown, "no such endpoint"));
         return app;
+    }
+
+    private static Dictionary<string, string?> ProcessEnvironment()
+    {
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
+            if (entry.Key is string name && name.StartsWith(DistributionSettings.EnvironmentPrefix, StringComparison.Ordinal))
+                environment[name] = entry.Value as string;
+        return environment;
     }
 
     private static IServiceCollection AddRegistryStorage(this IServiceCollection services, EarlyMetadataStore metadata)
@@ -76,12 +104,15 @@ public static class RegistryApp
             layout.Initialise();
             return layout;
         });
-        services.AddSingleton<IBlobStore>(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
+        services.AddSingleton(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
             provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
+        services.AddSingleton<IBlobStore>(provider => provider.GetRequiredService<FileSystemBlobStore>());
         services.AddSingleton(provider =>
             metadata.Take(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path)
             ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
         services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<IDeliveryCursors>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<IDistributionImportStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
         return services;
     }
 }

@@ -12,6 +12,8 @@ namespace Registry.Storage;
 ///   blobs/sha512/&lt;2 hex&gt;/&lt;hex&gt;
 ///   uploads/&lt;upload id&gt;              bytes received so far for one upload session
 ///   tmp/                            manifests being published (written, flushed, then renamed into blobs/)
+///   import-in-progress              a registry:2 import not finished yet (holds its source folder)
+///   docker/registry/v2/             a registry:2 storage imported in place (read only; its blobs are hard-linked into blobs/)
 /// </code>
 /// </summary>
 public sealed class StorageLayout
@@ -23,6 +25,7 @@ public sealed class StorageLayout
         UploadsRoot = Path.Combine(Root, "uploads");
         TempRoot = Path.Combine(Root, "tmp");
         DatabasePath = Path.Combine(Root, "metadata.db");
+        ImportMarkerPath = Path.Combine(Root, "import-in-progress");
     }
 
     public string Root { get; }
@@ -30,6 +33,7 @@ public sealed class StorageLayout
     public string UploadsRoot { get; }
     public string TempRoot { get; }
     public string DatabasePath { get; }
+    public string ImportMarkerPath { get; }
 
     public string BlobPath(Digest digest) =>
         Path.Combine(BlobsRoot, digest.AlgorithmName, digest.Hex[..2], digest.Hex);

@@ -17,6 +17,16 @@ public sealed class RegistryOptions
     public PaginationSettings Pagination { get; set; } = new();
     public EventSettings Events { get; set; } = new();
     public Auth.AuthSettings Auth { get; set; } = new();
+    public HttpSettings Http { get; set; } = new();
+
+    public sealed class HttpSettings
+    {
+        /// <summary>
+        /// The registry's URL as clients reach it (e.g. <c>https://registry.example.com</c> behind a proxy); absolute
+        /// URLs the registry hands out (discovery document links) are built from it instead of the Host header.
+        /// </summary>
+        public string? PublicUrl { get; set; }
+    }
 
     public sealed class EventSettings
     {
@@ -42,6 +52,18 @@ public sealed class RegistryOptions
     {
         /// <summary>Open upload sessions allowed at once; a new one beyond it gets 429 TOOMANYREQUESTS.</summary>
         public int MaxSessions { get; set; } = 10_000;
+
+        /// <summary>Open upload sessions one client (its identity, else its address) may hold at once.</summary>
+        public int MaxSessionsPerClient { get; set; } = 100;
+
+        /// <summary>How often expired upload sessions are looked for and removed.</summary>
+        public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+        /// <summary>Remove expired upload sessions at all (registry:2's uploadpurging.enabled).</summary>
+        public bool PurgeEnabled { get; set; } = true;
+
+        /// <summary>Only log the expired sessions that would be removed (registry:2's uploadpurging.dryrun).</summary>
+        public bool PurgeDryRun { get; set; }
 
         /// <summary>An upload session not finished this long after it started is removed.</summary>
         public TimeSpan Expiry { get; set; } = TimeSpan.FromHours(24);
@@ -70,6 +92,13 @@ internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOption
             errors.Add("Registry:Storage:Path must name a folder.");
         if (options.Uploads.MaxSessions < 1)
             errors.Add("Registry:Uploads:MaxSessions must be at least 1.");
+        if (options.Uploads.MaxSessionsPerClient < 1)
+            errors.Add("Registry:Uploads:MaxSessionsPerClient must be at least 1.");
+        if (options.Uploads.PurgeInterval <= TimeSpan.Zero)
+            errors.Add("Registry:Uploads:PurgeInterval must be positive (e.g. 00:10:00).");
+        if (options.Http.PublicUrl is { Length: > 0 } publicUrl
+            && (!Uri.TryCreate(publicUrl, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")))
+            errors.Add($"Registry:Http:PublicUrl must be an absolute http or https URL (got '{publicUrl}').");
         if (options.Uploads.Expiry <= TimeSpan.Zero)
             errors.Add("Registry:Uploads:Expiry must be positive (e.g. 24:00:00).");
         if (options.Manifests.MaxSize < 4 * 1024 * 1024)

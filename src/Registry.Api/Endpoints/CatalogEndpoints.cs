@@ -11,7 +11,7 @@ internal static class CatalogEndpoints
         Func<RepositoryName, bool>? pullable)
     {
         if (!Responses.TryReadPagination(context.Request, services.Options.Pagination.MaxPageSize, out var n, out var last))
-            return new RegistryError(ErrorCode.PaginationInvalid);
+            return new RegistryError(ErrorCode.InvalidParameters, "n must be a non-negative integer");
         var page = await services.Metadata.ListRepositoriesAsync(n, last, context.RequestAborted, pullable);
         return Responses.Json(writer =>
         {

@@ -47,7 +47,8 @@ internal static class RegistryApi
     private static async Task<IResult> Dispatch(HttpContext context, string path, RegistryServices services,
         IAccessPolicy policy, ExtensionRouter extensions)
     {
-        if (RegistryPath.Parse(path) is not { } route) return new RegistryError(ErrorCode.NotFound);
+        if (RegistryPath.Parse(path) is not { } route)
+            return new RegistryError(ErrorCode.NameUnknown, "no such endpoint: the path names no repository endpoint");
         if (route.Kind == RouteKind.Extension) return await extensions.DispatchAsync(context, route, services, policy);
         if (!RepositoryName.TryParse(route.Name, out var name))
             return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{route.Name}'");

@@ -42,7 +42,11 @@ internal static class UploadEndpoints
         if (await HasNonEmptyBodyAsync(context))
             return new RegistryError(ErrorCode.BlobUploadInvalid,
                 "a POST without ?digest= starts a session and takes no body; send the data with PATCH or PUT");
-        if (await OpenSessionAsync(name, Owner(context), services, ct) is not { } session)
+        var client = ClientKey(context);
+        if (await services.Metadata.CountUploadsByClientAsync(client, ct) >= services.Options.Uploads.MaxSessionsPerClient)
+            return new RegistryError(ErrorCode.TooManyRequests,
+                "this client holds too many open upload sessions; finish or cancel some (they also expire)");
+        if (await OpenSessionAsync(name, client, Owner(context), services, ct) is not { } session)
             return new RegistryError(ErrorCode.TooManyRequests, "too many open upload sessions");
         return Responses.Empty(StatusCodes.Status202Accepted, response => SessionHeaders(response, name, session, 0));
     }
@@ -90,11 +94,19 @@ internal static class UploadEndpoints
         response.Headers.Range = $"0-{Math.Max(0, size - 1)}";
     }
 
+    /// <summary>
+    /// Who a session counts against for the per-client cap: the authenticated identity, else the client's address
+    /// (so one anonymous client cannot hold every slot).
+    /// </summary>
+    internal static string ClientKey(HttpContext context) =>
+        Owner(context) is { } identity ? $"user:{identity}" : $"address:{context.Connection.RemoteIpAddress}";
+
     /// <summary>Who a session belongs to: the authenticated caller, or null without authentication.</summary>
     private static string? Owner(HttpContext context) =>
         context.User.Identity is { IsAuthenticated: true, Name: { Length: > 0 } user } ? user : null;
 
-    private static async Task<UploadId?> OpenSessionAsync(RepositoryName name, string? owner, RegistryServices services,
+    private static async Task<UploadId?> OpenSessionAsync(RepositoryName name, string client, string? owner,
+        RegistryServices services,
         CancellationToken ct)
     {
         if (await services.Metadata.CountUploadsAsync(ct) >= services.Options.Uploads.MaxSessions) return null;
@@ -102,7 +114,7 @@ internal static class UploadEndpoints
         await services.Blobs.CreateUploadAsync(id, ct);
         try
         {
-            await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow(), owner), ct);
+            await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow(), client, owner), ct);
         }
         catch
         {

@@ -3,8 +3,6 @@ namespace Registry.Api.Http;
 /// <summary>Headers every response carries, and a JSON error body for whatever escapes an endpoint.</summary>
 internal static class ErrorHandling
 {
-    private static readonly ErrorCode Unknown = new("UNKNOWN", 500, "unknown error");
-
     public static IApplicationBuilder UseRegistryErrors(this IApplicationBuilder app) =>
         app.Use(async (context, next) =>
         {
@@ -15,8 +13,7 @@ internal static class ErrorHandling
             }
             catch (BadHttpRequestException e) when (!context.Response.HasStarted)
             {
-                await new RegistryError(new ErrorCode("BAD_REQUEST", e.StatusCode, "bad request"), e.Message)
-                    .ExecuteAsync(context);
+                await new RegistryError(ErrorCode.ForBadRequest(e.StatusCode), e.Message).ExecuteAsync(context);
             }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
@@ -32,16 +29,10 @@ internal static class ErrorHandling
                     .LogError(e, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
                 context.Response.Clear();
                 context.Response.Headers["Docker-Distribution-API-Version"] = "registry/2.0";
-                await new RegistryError(Unknown).ExecuteAsync(context);
+                await new RegistryError(ErrorCode.Unknown).ExecuteAsync(context);
             }
         });
 
-    /// <summary>ENOSPC (28) or EDQUOT (122) as .NET reports them on Unix, or SQLITE_FULL (13) from the metadata store.</summary>
-    internal static bool IsDiskFull(Exception e) => e switch
-    {
-        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode == 13,
-        IOException io => (io.HResult & 0xFFFF) is 28 or 122
-                          || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase),
-        _ => false,
-    };
+    /// <summary>ENOSPC, EDQUOT or SQLITE_FULL (<see cref="Registry.Storage.StorageErrors"/>).</summary>
+    internal static bool IsDiskFull(Exception e) => Registry.Storage.StorageErrors.IsDiskFull(e);
 }

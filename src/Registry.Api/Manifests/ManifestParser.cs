@@ -39,6 +39,30 @@ internal static class ManifestParser
         }
     }
 
+    /// <summary>
+    /// A manifest stored by another registry, which kept no media type beside the bytes: the declared
+    /// <c>mediaType</c>, else what the shape says (an OCI index has <c>manifests</c>, an OCI image <c>config</c>), as
+    /// distribution serves it.
+    /// </summary>
+    public static ParsedManifest? ParseStored(ReadOnlyMemory<byte> body, out string? error)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body, Options);
+            var root = document.RootElement;
+            string? guessed = null;
+            if (root.ValueKind == JsonValueKind.Object && !root.TryGetProperty("mediaType", out _))
+                guessed = root.TryGetProperty("manifests", out _) ? MediaTypes.OciIndex
+                    : root.TryGetProperty("config", out _) ? MediaTypes.OciManifest : null;
+            return Parse(root, guessed, out error);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            error = $"manifest is not valid JSON: {e.Message}";
+            return null;
+        }
+    }
+
     private static ParsedManifest? Parse(JsonElement root, string? contentType, out string? error)
     {
         error = null;

@@ -15,8 +15,6 @@ namespace Registry.Api.Storage;
 internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, StorageLayout layout,
     IOptions<RegistryOptions> options, TimeProvider time, ILogger<StorageJanitor> logger) : BackgroundService
 {
-    private static readonly TimeSpan Period = TimeSpan.FromMinutes(10);
-
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         layout.ClearTemp();
@@ -26,7 +24,7 @@ internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, 
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(Period, time);
+        using var timer = new PeriodicTimer(options.Value.Uploads.PurgeInterval, time);
         do
         {
             try
@@ -41,11 +39,18 @@ internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, 
         } while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    /// <summary>Removes every session that started longer ago than the expiry.</summary>
+    /// <summary>Removes every session that started longer ago than the expiry (with purging off: none; dry run: logs them).</summary>
     public async Task<int> ExpireAsync(CancellationToken ct)
     {
-        var cutoff = time.GetUtcNow() - options.Value.Uploads.Expiry;
+        var uploads = options.Value.Uploads;
+        if (!uploads.PurgeEnabled) return 0;
+        var cutoff = time.GetUtcNow() - uploads.Expiry;
         var expired = await metadata.ListUploadsStartedBeforeAsync(cutoff, ct);
+        if (uploads.PurgeDryRun)
+        {
+            if (expired.Count > 0) logger.LogInformation("Dry run: would expire {Count} upload sessions", expired.Count);
+            return 0;
+        }
         foreach (var id in expired)
         {
             await blobs.CancelUploadAsync(id, ct);

@@ -94,7 +94,7 @@ public sealed class FileSystemBlobStore : IBlobStore
             Publish(temp, target);
             return result;
         }
-        catch (IOException)
+        catch (IOException e) when (StorageErrors.IsDiskFull(e))
         {
             return new CommitResult(CommitStatus.StorageFull, 0);
         }
@@ -171,7 +171,18 @@ public sealed class FileSystemBlobStore : IBlobStore
             if (offset is { } o && o != start) return new AppendResult(AppendStatus.OutOfOrder, start);
             var hash = CatchUp(state, handle, start);
 
-            var status = await CopyAsync(body, handle, hash, start, expectedLength, _flushToDisk, ct);
+            AppendResult status;
+            try
+            {
+                status = await CopyAsync(body, handle, hash, start, expectedLength, _flushToDisk, ct);
+            }
+            catch
+            {
+                // An I/O fault other than a full disk: still all or nothing.
+                RandomAccess.SetLength(handle, start);
+                state.HashedLength = -1;
+                throw;
+            }
             if (status.Status != AppendStatus.Appended)
             {
                 // All or nothing: drop whatever part of this body reached the file.
@@ -230,7 +241,7 @@ public sealed class FileSystemBlobStore : IBlobStore
                 {
                     if (handle is not null) RandomAccess.Write(handle, segments, position + written);
                 }
-                catch (IOException)
+                catch (IOException e) when (StorageErrors.IsDiskFull(e))
                 {
                     body.AdvanceTo(buffer.End);
                     return new AppendResult(AppendStatus.StorageFull, written);
@@ -321,7 +332,7 @@ public sealed class FileSystemBlobStore : IBlobStore
             {
                 Publish(path, _layout.BlobPath(expected));
             }
-            catch (IOException)
+            catch (IOException e) when (StorageErrors.IsDiskFull(e))
             {
                 Discard(id, path);
                 return new CommitResult(CommitStatus.StorageFull, size);
@@ -353,6 +364,92 @@ public sealed class FileSystemBlobStore : IBlobStore
         {
             state.Lock.Release();
         }
+    }
+
+    /// <summary>
+    /// Publishes the content of a local file (another registry's storage) under <paramref name="digest"/>: the file
+    /// is hard-linked into tmp/ when it is on the same filesystem, else copied there, hashed as it is read, and
+    /// renamed into the store only if it matches. The source is never changed; content already stored is success
+    /// without reading the source.
+    /// </summary>
+    public async ValueTask<BlobImportResult> ImportFileAsync(Digest digest, string source, CancellationToken ct)
+    {
+        var target = _layout.BlobPath(digest);
+        if (File.Exists(target)) return new BlobImportResult(BlobImportStatus.AlreadyStored, new FileInfo(target).Length);
+        if (!File.Exists(source)) return new BlobImportResult(BlobImportStatus.Missing, 0);
+        var temp = _layout.NewTempPath();
+        try
+        {
+            var linked = HardLinks.Link(source, temp) == HardLinks.Outcome.Linked;
+            using var hash = IncrementalHash.CreateHash(Digest.HashName(digest.Algorithm));
+            long size;
+            if (linked)
+            {
+                using var handle = File.OpenHandle(temp, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+                size = RandomAccess.GetLength(handle);
+                HashFile(hash, handle, size);
+            }
+            else
+            {
+                size = await CopyAndHashAsync(source, temp, hash, ct);
+            }
+            var actual = Digest.FromHash(digest.Algorithm, hash.GetCurrentHash());
+            if (actual != digest) return new BlobImportResult(BlobImportStatus.DigestMismatch, size, actual);
+            Publish(temp, target);
+            _importedFolders.TryAdd(Path.GetDirectoryName(target)!, 0);
+            return new BlobImportResult(linked ? BlobImportStatus.Linked : BlobImportStatus.Copied, size);
+        }
+        catch (IOException e) when (StorageErrors.IsDiskFull(e))
+        {
+            return new BlobImportResult(BlobImportStatus.StorageFull, 0);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    private async Task<long> CopyAndHashAsync(string source, string temp, IncrementalHash hash, CancellationToken ct)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(RehashBufferSize);
+        try
+        {
+            await using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.SequentialScan);
+            using var output = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write);
+            long position = 0;
+            int read;
+            while ((read = await input.ReadAsync(buffer, ct)) > 0)
+            {
+                hash.AppendData(buffer, 0, read);
+                RandomAccess.Write(output, buffer.AsSpan(0, read), position);
+                position += read;
+            }
+            if (_flushToDisk) RandomAccess.FlushToDisk(output);
+            return position;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Where the content of <paramref name="digest"/> is stored (it may not exist).</summary>
+    public string PathOf(Digest digest) => _layout.BlobPath(digest);
+
+    private readonly ConcurrentDictionary<string, byte> _importedFolders = new();
+
+    /// <summary>
+    /// Makes the directory entries of the blobs imported since the last call durable (fsync of each folder they were
+    /// published into, and of the folders above), before the metadata that names them is committed.
+    /// </summary>
+    public void FlushImportedLinks()
+    {
+        var folders = _importedFolders.Keys.ToList();
+        _importedFolders.Clear();
+        if (!_flushToDisk || folders.Count == 0) return;
+        foreach (var folder in folders) HardLinks.FlushDirectory(folder);
+        foreach (var parent in folders.Select(f => Path.GetDirectoryName(f)!).Distinct()) HardLinks.FlushDirectory(parent);
+        HardLinks.FlushDirectory(_layout.BlobsRoot);
     }
 
     public IEnumerable<Digest> EnumerateBlobs()

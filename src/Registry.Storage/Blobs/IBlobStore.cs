@@ -33,6 +33,22 @@ public enum CommitStatus
 
 public readonly record struct CommitResult(CommitStatus Status, long Size);
 
+public enum BlobImportStatus
+{
+    /// <summary>Verified and published as a hard link to the source: no bytes were copied.</summary>
+    Linked,
+    /// <summary>Verified and published as a copy (the source is on another filesystem).</summary>
+    Copied,
+    AlreadyStored,
+    /// <summary>The source does not hash to the digest it is stored under; nothing was published.</summary>
+    DigestMismatch,
+    Missing,
+    StorageFull,
+}
+
+/// <param name="Actual">What the source hashed to, for <see cref="BlobImportStatus.DigestMismatch"/>.</param>
+public readonly record struct BlobImportResult(BlobImportStatus Status, long Size, Digest? Actual = null);
+
 /// <summary>
 /// Content-addressed blob storage and the byte side of upload sessions. Content is verified against its digest
 /// while it is written and published atomically: a reader MUST never see partial or unverified content under a

@@ -85,6 +85,9 @@ public interface IMetadataStore
     ValueTask<UploadSession?> GetUploadAsync(UploadId id, CancellationToken ct);
     ValueTask DeleteUploadAsync(UploadId id, CancellationToken ct);
     ValueTask<int> CountUploadsAsync(CancellationToken ct);
+
+    /// <summary>Open sessions that <paramref name="client"/> opened (<see cref="UploadSession.Client"/>).</summary>
+    ValueTask<int> CountUploadsByClientAsync(string client, CancellationToken ct);
     ValueTask<IReadOnlyList<UploadId>> ListUploadsStartedBeforeAsync(DateTimeOffset cutoff, CancellationToken ct);
 
     /// <summary>Every manifest of every repository (for verification).</summary>

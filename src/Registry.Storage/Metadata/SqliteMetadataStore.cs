@@ -10,7 +10,7 @@ namespace Registry.Storage.Metadata;
 /// process killed at any instant leaves either the whole change or none of it. Writes are serialised in-process
 /// (SQLite has one writer anyway) so that they queue instead of spinning on SQLITE_BUSY.
 /// </summary>
-public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
+public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDistributionImportStore, IDisposable
 {
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS repositories (
@@ -57,6 +57,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             id TEXT PRIMARY KEY,
             repository TEXT NOT NULL,
             started_at INTEGER NOT NULL,
+            client TEXT,
             owner TEXT) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS uploads_by_start ON uploads(started_at);
         CREATE TABLE IF NOT EXISTS events (
@@ -69,7 +70,31 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             media_type TEXT,
             size INTEGER);
         CREATE INDEX IF NOT EXISTS events_by_time ON events(at);
+        CREATE TABLE IF NOT EXISTS webhook_cursors (
+            name TEXT PRIMARY KEY,
+            last_id INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS distribution_imports (
+            repository TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            imported_at INTEGER NOT NULL) WITHOUT ROWID;
         """;
+
+    /// <summary>
+    /// Brings a database created by an earlier version up to <see cref="Schema"/>: each step checks whether it is
+    /// needed, so it is safe to run at every start (and becomes one numbered migration once the schema is versioned).
+    /// </summary>
+    private static void Upgrade(SqliteConnection connection)
+    {
+        // uploads.client (the per-client session cap); sessions from before count for no client.
+        using (var check = Command(connection, "SELECT count(*) FROM pragma_table_info('uploads') WHERE name = 'client'"))
+            if ((long)check.ExecuteScalar()! == 0)
+                Execute(connection, "ALTER TABLE uploads ADD COLUMN client TEXT;");
+        Execute(connection, "CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads(client) WHERE client IS NOT NULL;");
+        // uploads.owner (sessions belong to the identity that opened them); older sessions belong to nobody.
+        using (var check = Command(connection, "SELECT count(*) FROM pragma_table_info('uploads') WHERE name = 'owner'"))
+            if ((long)check.ExecuteScalar()! == 0)
+                Execute(connection, "ALTER TABLE uploads ADD COLUMN owner TEXT;");
+    }
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -96,9 +121,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         using var connection = Open();
         Execute(connection, "PRAGMA journal_mode=WAL;");
         Execute(connection, Schema);
-        // Databases written before sessions had owners.
-        using var columns = Command(connection, "SELECT 1 FROM pragma_table_info('uploads') WHERE name = 'owner'");
-        if (columns.ExecuteScalar() is null) Execute(connection, "ALTER TABLE uploads ADD COLUMN owner TEXT;");
+        Upgrade(connection);
     }
 
     public void Dispose()
@@ -186,8 +209,10 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     /// <summary>
     /// Runs <paramref name="work"/> in one transaction on the writer connection. <paramref name="tagsOf"/> names the
     /// repository whose tags the write may change: its cached tag list is dropped once the change is committed.
+    /// <paramref name="isChange"/> false (bookkeeping such as delivery cursors) does not wake <see cref="WaitForChangeAsync"/>.
     /// </summary>
-    private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null)
+    private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null,
+        bool isChange = true)
     {
         await _writeLock.WaitAsync(ct);
         try
@@ -208,7 +233,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             if (tx.Connection is null) return result;
             tx.Commit();
             if (tagsOf is { } repository) _tagLists.Invalidate(repository.Value);
-            Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
+            if (isChange)
+                Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
                 .TrySetResult();
             return result;
         }
@@ -676,7 +702,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask CreateUploadAsync(UploadSession session, CancellationToken ct) =>
         new(WriteAsync(db =>
         {
-            var command = db.Command("INSERT INTO uploads(id, repository, started_at, owner) VALUES ($id, $repo, $now, $owner)");
+            var command = db.Command("INSERT INTO uploads(id, repository, started_at, client, owner) VALUES ($id, $repo, $now, $client, $owner)");
+            command.Parameters.AddWithValue("$client", (object?)session.Client ?? DBNull.Value);
             command.Parameters.AddWithValue("$id", session.Id.Value);
             command.Parameters.AddWithValue("$repo", session.Repository.Value);
             command.Parameters.AddWithValue("$now", Ms(session.StartedAt));
@@ -687,14 +714,14 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     public ValueTask<UploadSession?> GetUploadAsync(UploadId id, CancellationToken ct)
     {
         using var lease = Read();
-        var command = lease.Command("SELECT repository, started_at, owner FROM uploads WHERE id = $id");
+        var command = lease.Command("SELECT repository, started_at, client, owner FROM uploads WHERE id = $id");
         command.Parameters.AddWithValue("$id", id.Value);
         using var reader = command.ExecuteReader();
         if (!reader.Read() || !RepositoryName.TryParse(reader.GetString(0), out var repository))
             return ValueTask.FromResult<UploadSession?>(null);
         return ValueTask.FromResult<UploadSession?>(
             new UploadSession(id, repository, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
-                reader.IsDBNull(2) ? null : reader.GetString(2)));
+                reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
     }
 
     public ValueTask DeleteUploadAsync(UploadId id, CancellationToken ct) =>
@@ -709,6 +736,118 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     {
         using var lease = Read();
         var command = lease.Command("SELECT count(*) FROM uploads");
+        return ValueTask.FromResult((int)(long)command.ExecuteScalar()!);
+    }
+
+    public ValueTask<long?> GetCursorAsync(string name, CancellationToken ct)
+    {
+        using var lease = Read();
+        var command = lease.Command("SELECT last_id FROM webhook_cursors WHERE name = $name");
+        command.Parameters.AddWithValue("$name", name);
+        return ValueTask.FromResult(command.ExecuteScalar() is long id ? id : (long?)null);
+    }
+
+    public ValueTask SetCursorAsync(string name, long lastEventId, CancellationToken ct) =>
+        new(WriteAsync(db =>
+        {
+            var command = db.Command("""
+                INSERT INTO webhook_cursors(name, last_id) VALUES ($name, $id)
+                ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id
+                """);
+            command.Parameters.AddWithValue("$name", name);
+            command.Parameters.AddWithValue("$id", lastEventId);
+            return command.ExecuteNonQuery();
+        }, ct, isChange: false).AsTask());
+
+    public ValueTask<bool> IsRepositoryImportedAsync(RepositoryName repository, CancellationToken ct)
+    {
+        using var lease = Read();
+        var command = lease.Command("SELECT 1 FROM distribution_imports WHERE repository = $name");
+        command.Parameters.AddWithValue("$name", repository.Value);
+        return ValueTask.FromResult(command.ExecuteScalar() is not null);
+    }
+
+    public ValueTask<bool> ImportRepositoryAsync(RepositoryImport import, string source, DateTimeOffset now,
+        CancellationToken ct) =>
+        WriteAsync(db =>
+        {
+            var repository = import.Repository;
+            var done = db.Command("SELECT 1 FROM distribution_imports WHERE repository = $name");
+            done.Parameters.AddWithValue("$name", repository.Value);
+            if (done.ExecuteScalar() is not null) return false;
+
+            var ms = Ms(now);
+            var repositoryId = EnsureRepository(db, repository, ms);
+            foreach (var (digest, size) in import.Blobs)
+            {
+                EnsureBlob(db, digest, size, ms);
+                var link = db.Command("""
+                    INSERT INTO repository_blobs(repository_id, digest, linked_at) VALUES ($repo, $digest, $now)
+                    ON CONFLICT DO NOTHING
+                    """);
+                link.Parameters.AddWithValue("$repo", repositoryId);
+                link.Parameters.AddWithValue("$digest", digest.ToString());
+                link.Parameters.AddWithValue("$now", ms);
+                link.ExecuteNonQuery();
+            }
+            foreach (var (manifest, references) in import.Manifests)
+            {
+                var pushed = Ms(manifest.PushedAt);
+                EnsureBlob(db, manifest.Digest, manifest.Size, ms);
+                var insert = db.Command("""
+                    INSERT INTO manifests(repository_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
+                    VALUES ($repo, $digest, $mediaType, $size, $artifactType, $subject, $annotations, $now)
+                    ON CONFLICT DO NOTHING
+                    """);
+                insert.Parameters.AddWithValue("$repo", repositoryId);
+                insert.Parameters.AddWithValue("$digest", manifest.Digest.ToString());
+                insert.Parameters.AddWithValue("$mediaType", manifest.MediaType);
+                insert.Parameters.AddWithValue("$size", manifest.Size);
+                insert.Parameters.AddWithValue("$artifactType", (object?)manifest.ArtifactType ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$subject", (object?)manifest.Subject?.ToString() ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$annotations", (object?)manifest.AnnotationsJson ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$now", pushed);
+                if (insert.ExecuteNonQuery() == 0) continue;
+                foreach (var reference in references)
+                {
+                    var link = db.Command("""
+                        INSERT INTO manifest_references(repository_id, manifest, target, kind)
+                        VALUES ($repo, $manifest, $target, $kind) ON CONFLICT DO NOTHING
+                        """);
+                    link.Parameters.AddWithValue("$repo", repositoryId);
+                    link.Parameters.AddWithValue("$manifest", manifest.Digest.ToString());
+                    link.Parameters.AddWithValue("$target", reference.Target.ToString());
+                    link.Parameters.AddWithValue("$kind", (int)reference.Kind);
+                    link.ExecuteNonQuery();
+                }
+                AddEvent(db, ms, EventActions.ManifestPush, repository, manifest.Digest, null, manifest.MediaType, manifest.Size);
+            }
+            foreach (var tag in import.Tags)
+            {
+                var upsert = db.Command("""
+                    INSERT INTO tags(repository_id, name, digest, updated_at) VALUES ($repo, $name, $digest, $now)
+                    ON CONFLICT(repository_id, name) DO NOTHING
+                    """);
+                upsert.Parameters.AddWithValue("$repo", repositoryId);
+                upsert.Parameters.AddWithValue("$name", tag.Tag.Value);
+                upsert.Parameters.AddWithValue("$digest", tag.Manifest.ToString());
+                upsert.Parameters.AddWithValue("$now", Ms(tag.UpdatedAt));
+                if (upsert.ExecuteNonQuery() > 0)
+                    AddEvent(db, ms, EventActions.TagCreate, repository, tag.Manifest, tag.Tag.Value);
+            }
+            var record = db.Command("INSERT INTO distribution_imports(repository, source, imported_at) VALUES ($name, $source, $now)");
+            record.Parameters.AddWithValue("$name", repository.Value);
+            record.Parameters.AddWithValue("$source", source);
+            record.Parameters.AddWithValue("$now", ms);
+            record.ExecuteNonQuery();
+            return true;
+        }, ct, tagsOf: import.Repository);
+
+    public ValueTask<int> CountUploadsByClientAsync(string client, CancellationToken ct)
+    {
+        using var lease = Read();
+        var command = lease.Command("SELECT count(*) FROM uploads WHERE client = $client");
+        command.Parameters.AddWithValue("$client", client);
         return ValueTask.FromResult((int)(long)command.ExecuteScalar()!);
     }
 

@@ -47,8 +47,11 @@ public sealed record ManifestRecord(
 /// <summary>One page of a listing; <see cref="HasMore"/> says whether a next page exists.</summary>
 public sealed record Page<T>(IReadOnlyList<T> Items, bool HasMore);
 
+/// <param name="Client">Who opened the session (an identity or a client address, see the API layer), for the
+/// per-client cap; null for sessions recorded before clients were.</param>
 /// <param name="Owner">The identity that opened the session (null without authentication); only it may continue it.</param>
-public sealed record UploadSession(UploadId Id, RepositoryName Repository, DateTimeOffset StartedAt, string? Owner = null);
+public sealed record UploadSession(UploadId Id, RepositoryName Repository, DateTimeOffset StartedAt, string? Client = null,
+    string? Owner = null);
 
 public enum PutManifestStatus
 {

@@ -110,6 +110,30 @@ public sealed class OciLayoutBuilder
         return new ImageIndex(blob, images);
     }
 
+    /// <summary>
+    /// Adds an artifact (image-spec's artifact guidance: empty config, one payload layer, <c>artifactType</c>) whose
+    /// <c>subject</c> is <paramref name="subject"/>, under the tag.
+    /// </summary>
+    public Blob AddArtifact(string tag, Blob subject, string artifactType = "application/vnd.example.sbom.v1+json")
+    {
+        var config = Write(new Blob(MediaTypes.OciEmpty, "{}"u8.ToArray()));
+        var payload = Write(new Blob("application/vnd.example.sbom.v1+json",
+            Encoding.UTF8.GetBytes($$"""{"sbom":"{{Guid.NewGuid():N}}"}""")));
+        var manifest = new JsonObject
+        {
+            ["schemaVersion"] = 2,
+            ["mediaType"] = MediaTypes.OciManifest,
+            ["artifactType"] = artifactType,
+            ["config"] = config.Descriptor(),
+            ["layers"] = new JsonArray(payload.Descriptor()),
+            ["subject"] = subject.Descriptor(),
+            ["annotations"] = new JsonObject { ["org.opencontainers.image.created"] = CreatedText },
+        };
+        var blob = Write(new Blob(MediaTypes.OciManifest, Json(manifest)));
+        Tag(tag, blob);
+        return blob;
+    }
+
     private Image BuildImage(string architecture, string os, int layers, int filesPerLayer, int largeFileBytes = 0)
     {
         var built = new List<Layer>();

@@ -40,12 +40,17 @@ public sealed class RegistryServer : IAsyncDisposable
     /// <summary>The in-process server's services (not for an external registry).</summary>
     public IServiceProvider Services => _app?.Services ?? throw new InvalidOperationException("external registry");
 
+    /// <param name="distributionEnvironment">registry:2 <c>REGISTRY_*</c> variables the server sees instead of the
+    /// process environment (none by default, so tests never depend on the machine's environment).</param>
+    /// <param name="args">More command-line arguments (e.g. <c>--config</c>).</param>
     public static async Task<RegistryServer> StartAsync(
         IDictionary<string, string?>? settings = null, string? storagePath = null,
-        Action<IServiceCollection>? services = null)
+        Action<IServiceCollection>? services = null,
+        IReadOnlyDictionary<string, string?>? distributionEnvironment = null, string[]? args = null)
     {
         var external = Environment.GetEnvironmentVariable("REGISTRY_TEST_URL");
-        if (!string.IsNullOrEmpty(external) && settings is null && storagePath is null && services is null)
+        if (!string.IsNullOrEmpty(external) && settings is null && storagePath is null && services is null
+            && distributionEnvironment is null && args is null)
             return new RegistryServer(null, new Uri(external.TrimEnd('/') + "/"), null);
 
         var ownsStorage = storagePath is null;
@@ -54,7 +59,8 @@ public sealed class RegistryServer : IAsyncDisposable
         if (settings is not null)
             foreach (var (key, value) in settings) config[key] = value;
 
-        var app = Registry.Api.RegistryApp.Create(["--urls", "http://127.0.0.1:0"], config, services);
+        var app = Registry.Api.RegistryApp.Create(["--urls", "http://127.0.0.1:0", .. args ?? []], config, services,
+            distributionEnvironment ?? new Dictionary<string, string?>());
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!
             .Addresses.First();

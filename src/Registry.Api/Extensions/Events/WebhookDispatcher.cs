@@ -16,7 +16,7 @@ namespace Registry.Api.Extensions.Events;
 /// exponential backoff and jitter behind a circuit breaker per webhook (Polly); any other 4xx is a permanent refusal,
 /// logged and skipped so one bad event cannot block the stream.
 /// </summary>
-internal sealed class WebhookDispatcher(IMetadataStore store, SqliteMetadataStore sqlite, IOptions<EventsOptions> options,
+internal sealed class WebhookDispatcher(IMetadataStore store, IDeliveryCursors cursors, IOptions<EventsOptions> options,
     TimeProvider time, ILogger<WebhookDispatcher> logger) : BackgroundService
 {
     private const int BatchSize = 100;
@@ -34,10 +34,10 @@ internal sealed class WebhookDispatcher(IMetadataStore store, SqliteMetadataStor
         // the database is left alone, which keeps start-up short.
         if (options.Value.Webhooks.Count > 0)
         {
-            EnsureCursorTable();
             var latest = await store.LatestEventIdAsync(cancellationToken);
             foreach (var webhook in options.Value.Webhooks)
-                if (ReadCursor(webhook.CursorName) is null) WriteCursor(webhook.CursorName, latest);
+                if (await cursors.GetCursorAsync(webhook.CursorName, cancellationToken) is null)
+                    await cursors.SetCursorAsync(webhook.CursorName, latest, cancellationToken);
         }
         await base.StartAsync(cancellationToken);
     }
@@ -55,7 +55,15 @@ internal sealed class WebhookDispatcher(IMetadataStore store, SqliteMetadataStor
     {
         var pipeline = BuildPipeline(webhook, stoppingToken);
         var filter = new EventFilter(webhook.Repositories, webhook.Actions);
-        var cursor = ReadCursor(webhook.CursorName) ?? 0;
+        long cursor;
+        try
+        {
+            cursor = await cursors.GetCursorAsync(webhook.CursorName, stoppingToken) ?? 0;
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -68,7 +76,7 @@ internal sealed class WebhookDispatcher(IMetadataStore store, SqliteMetadataStor
                         await pipeline.ExecuteAsync(static (state, ct) => state.Self.SendAsync(state.Webhook, state.Event, ct),
                             (Self: this, Webhook: webhook, Event: e), stoppingToken);
                     cursor = e.Id;
-                    WriteCursor(webhook.CursorName, cursor);
+                    await cursors.SetCursorAsync(webhook.CursorName, cursor, stoppingToken);
                 }
                 if (events.Count < BatchSize)
                     await Task.WhenAny(changed, Task.Delay(Poll, time, stoppingToken));
@@ -145,35 +153,5 @@ internal sealed class WebhookDispatcher(IMetadataStore store, SqliteMetadataStor
             throw new TransientDeliveryException($"{webhook.Url} answered {status}");
         if (status >= 400)
             logger.LogWarning("Webhook {Webhook} refused event {Id} with {Status}; skipping it", webhook.CursorName, e.Id, status);
-    }
-
-    private void EnsureCursorTable()
-    {
-        using var connection = sqlite.OpenConnection();
-        using var command = connection.CreateCommand();
-        command.CommandText = "CREATE TABLE IF NOT EXISTS webhook_cursors (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL) WITHOUT ROWID";
-        command.ExecuteNonQuery();
-    }
-
-    private long? ReadCursor(string name)
-    {
-        using var connection = sqlite.OpenConnection();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT last_id FROM webhook_cursors WHERE name = $name";
-        command.Parameters.AddWithValue("$name", name);
-        return command.ExecuteScalar() is long id ? id : null;
-    }
-
-    private void WriteCursor(string name, long id)
-    {
-        using var connection = sqlite.OpenConnection();
-        using var command = connection.CreateCommand();
-        command.CommandText = """
-            INSERT INTO webhook_cursors(name, last_id) VALUES ($name, $id)
-            ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id
-            """;
-        command.Parameters.AddWithValue("$name", name);
-        command.Parameters.AddWithValue("$id", id);
-        command.ExecuteNonQuery();
     }
 }

@@ -23,16 +23,25 @@ internal static class ExtensionRegistration
     /// </summary>
     public static IEndpointRouteBuilder MapExtensionDocs(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/docs/extensions/{**path}", (string? path) =>
+        // Every method maps here so that another method gets the registry's JSON 405, not routing's empty one.
+        routes.Map("/docs/extensions/{**path}", (HttpContext context, string? path) =>
         {
+            if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
+                return new RegistryError(ErrorCode.Unsupported);
             var stream = path is null ? null : Assembly.GetExecutingAssembly().GetManifestResourceStream($"docs/extensions/{path}");
             return stream is null
-                ? (IResult)new RegistryError(ErrorCode.NotFound)
+                ? (IResult)new RegistryError(ErrorCode.ExtensionUnknown, "no such extension document")
                 : TypedResults.Stream(stream, "text/markdown; charset=utf-8");
         });
         return routes;
     }
 
-    public static string DocumentUrl(HttpRequest request, string document) =>
-        $"{request.Scheme}://{request.Host}/docs/extensions/{document}";
+    /// <summary>
+    /// The absolute URL of a document: under <c>Registry:Http:PublicUrl</c> when it is set (behind a proxy the Host
+    /// header names the proxy's upstream, not what clients reach), else from the request.
+    /// </summary>
+    public static string DocumentUrl(HttpRequest request, string? publicUrl, string document) =>
+        publicUrl is { Length: > 0 }
+            ? $"{publicUrl.TrimEnd('/')}/docs/extensions/{document}"
+            : $"{request.Scheme}://{request.Host}/docs/extensions/{document}";
 }

@@ -44,7 +44,7 @@ internal sealed class DiscoveryExtension : RegistryExtension
             {
                 writer.WriteStartObject();
                 writer.WriteString("name", group.Key.Name);
-                writer.WriteString("url", ExtensionRegistration.DocumentUrl(request.Http.Request, group.Key.Document));
+                writer.WriteString("url", ExtensionRegistration.DocumentUrl(request.Http.Request, request.Services.Options.Http.PublicUrl, group.Key.Document));
                 writer.WriteString("description", group.Key.Description);
                 writer.WriteStartArray("endpoints");
                 foreach (var path in group.Select(x => x.Path).Distinct().Order(StringComparer.Ordinal))

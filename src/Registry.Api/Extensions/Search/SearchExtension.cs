@@ -33,7 +33,7 @@ internal sealed class SearchExtension : RegistryExtension
         var pullable = await request.RequestServices.GetRequiredService<IAccessPolicy>().PullableAsync(request.Http);
         var http = request.Http.Request;
         if (!Responses.TryReadPagination(http, request.Services.Options.Pagination.MaxPageSize, out var n, out var last))
-            return new RegistryError(ErrorCode.PaginationInvalid);
+            return new RegistryError(ErrorCode.InvalidParameters, "n must be a non-negative integer");
         var q = http.Query["q"].FirstOrDefault()?.ToLowerInvariant();
         var prefix = http.Query["prefix"].FirstOrDefault()?.ToLowerInvariant();
         var artifactType = http.Query["artifactType"].FirstOrDefault();

@@ -23,6 +23,16 @@ internal sealed record Platform(string? Os, string? Architecture, string? Varian
 /// </summary>
 internal sealed record ManifestSummary(long TotalSize, IReadOnlyList<Platform> Platforms, string? Created);
 
+/// <summary>Bytes of stored documents one request has read to compute summaries (cached summaries cost nothing).</summary>
+internal sealed class ParseBudget(long limit)
+{
+    public long Spent { get; private set; }
+
+    public bool Exhausted => Spent >= limit;
+
+    public void Spend(long bytes) => Spent += bytes;
+}
+
 /// <summary>
 /// Summaries computed from the stored manifest and config bytes. Content under a digest never changes, so a summary
 /// is cached by digest (bounded; cleared when full).
@@ -33,19 +43,22 @@ internal sealed class ManifestSummaries(IBlobStore blobs)
     private const int MaxDocumentSize = 4 * 1024 * 1024;
     private readonly ConcurrentDictionary<Digest, ManifestSummary> _cache = new();
 
-    public async Task<ManifestSummary> GetAsync(Digest digest, CancellationToken ct)
+    public async Task<ManifestSummary> GetAsync(Digest digest, ParseBudget budget, CancellationToken ct)
     {
         if (_cache.TryGetValue(digest, out var cached)) return cached;
         var counted = new HashSet<Digest>();
-        var summary = await SummariseAsync(digest, counted, depth: 0, ct);
+        var summary = await SummariseAsync(digest, counted, depth: 0, budget, ct);
+        // A summary cut short by the budget (an index whose children did not all fit) is not kept.
+        if (budget.Exhausted) return summary;
         if (_cache.Count >= MaxCached) _cache.Clear();
         _cache[digest] = summary;
         return summary;
     }
 
-    private async Task<ManifestSummary> SummariseAsync(Digest digest, HashSet<Digest> counted, int depth, CancellationToken ct)
+    private async Task<ManifestSummary> SummariseAsync(Digest digest, HashSet<Digest> counted, int depth,
+        ParseBudget budget, CancellationToken ct)
     {
-        using var document = await ReadJsonAsync(digest, ct);
+        using var document = await ReadJsonAsync(digest, budget, ct);
         long total = 0;
         if (counted.Add(digest)) total += await SizeAsync(digest, ct);
         if (document is null) return new ManifestSummary(total, [], null);
@@ -58,8 +71,8 @@ internal sealed class ManifestSummaries(IBlobStore blobs)
             foreach (var child in children.EnumerateArray())
             {
                 if (child.TryGetProperty("platform", out var platform)) platforms.Add(ReadPlatform(platform));
-                if (depth < 2 && ReadDigest(child) is { } childDigest && !counted.Contains(childDigest))
-                    total += (await SummariseAsync(childDigest, counted, depth + 1, ct)).TotalSize;
+                if (depth < 2 && !budget.Exhausted && ReadDigest(child) is { } childDigest && !counted.Contains(childDigest))
+                    total += (await SummariseAsync(childDigest, counted, depth + 1, budget, ct)).TotalSize;
             }
         }
         else
@@ -67,7 +80,7 @@ internal sealed class ManifestSummaries(IBlobStore blobs)
             if (root.TryGetProperty("config", out var config) && ReadDigest(config) is { } configDigest)
             {
                 total += CountOnce(config, configDigest, counted);
-                using var configDocument = await ReadJsonAsync(configDigest, ct);
+                using var configDocument = await ReadJsonAsync(configDigest, budget, ct);
                 if (configDocument?.RootElement is { ValueKind: JsonValueKind.Object } configRoot)
                 {
                     var platform = ReadPlatform(configRoot);
@@ -100,9 +113,10 @@ internal sealed class ManifestSummaries(IBlobStore blobs)
     private async Task<long> SizeAsync(Digest digest, CancellationToken ct) =>
         (await blobs.OpenAsync(digest, ct))?.Length ?? 0;
 
-    private async Task<JsonDocument?> ReadJsonAsync(Digest digest, CancellationToken ct)
+    private async Task<JsonDocument?> ReadJsonAsync(Digest digest, ParseBudget budget, CancellationToken ct)
     {
         if (await blobs.OpenAsync(digest, ct) is not { Length: <= MaxDocumentSize } content) return null;
+        budget.Spend(content.Length);
         await using var stream = content.OpenStream();
         try
         {

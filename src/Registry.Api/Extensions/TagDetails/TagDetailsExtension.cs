@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 using Registry.Api.Extensions.Framework;
 using Registry.Api.Http;
 using Registry.Storage.Metadata;
@@ -19,8 +20,12 @@ internal sealed class TagDetailsExtension : RegistryExtension
 
     public const string MediaType = "application/vnd.registry.tag-details.v1+json";
 
-    public override void ConfigureServices(IServiceCollection services, IConfigurationSection options) =>
+    public override void ConfigureServices(IServiceCollection services, IConfigurationSection options)
+    {
+        services.AddOptions<TagDetailsOptions>().Bind(options).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TagDetailsOptions>, TagDetailsOptionsValidator>();
         services.AddSingleton<ManifestSummaries>();
+    }
 
     public override IEnumerable<ExtensionEndpoint> Endpoints =>
     [
@@ -33,9 +38,10 @@ internal sealed class TagDetailsExtension : RegistryExtension
     private static async Task<IResult> DetailsAsync(ExtensionRequest request)
     {
         var repository = request.Repository!.Value;
-        if (!Responses.TryReadPagination(request.Http.Request, request.Services.Options.Pagination.MaxPageSize,
-                out var n, out var last))
-            return new RegistryError(ErrorCode.PaginationInvalid);
+        var limits = request.RequestServices.GetRequiredService<IOptions<TagDetailsOptions>>().Value;
+        if (!Responses.TryReadPagination(request.Http.Request,
+                Math.Min(limits.MaxPageSize, request.Services.Options.Pagination.MaxPageSize), out var n, out var last))
+            return new RegistryError(ErrorCode.InvalidParameters, "n must be a non-negative integer");
 
         var rows = new List<TagRow>();
         if (n > 0)
@@ -62,10 +68,21 @@ internal sealed class TagDetailsExtension : RegistryExtension
         var more = rows.Count > n;
         if (more) rows.RemoveAt(rows.Count - 1);
 
+        // The work one request may cause is bounded: once the manifests and configs read for this page reach the
+        // budget, the page ends there (with at least one tag) and the Link header points at the rest.
         var summaries = request.RequestServices.GetRequiredService<ManifestSummaries>();
+        var budget = new ParseBudget(limits.MaxBytesPerRequest);
         var details = new List<(TagRow Row, ManifestSummary Summary)>(rows.Count);
         foreach (var row in rows)
-            details.Add((row, await summaries.GetAsync(row.Digest, request.Aborted)));
+        {
+            if (details.Count > 0 && budget.Exhausted) break;
+            details.Add((row, await summaries.GetAsync(row.Digest, budget, request.Aborted)));
+        }
+        if (details.Count < rows.Count)
+        {
+            more = true;
+            rows.RemoveRange(details.Count, rows.Count - details.Count);
+        }
 
         return Responses.Json(writer =>
         {
@@ -95,5 +112,26 @@ internal sealed class TagDetailsExtension : RegistryExtension
         {
             if (more) Responses.NextLink(response, $"/v2/{repository}/_registry/tags/details", n, rows[^1].Tag);
         });
+    }
+}
+
+/// <summary><c>Registry:Extensions:TagDetails:*</c>: what one tag details request may cost.</summary>
+public sealed class TagDetailsOptions
+{
+    /// <summary>Most tags in one page, whatever <c>n</c> asks (and never more than Registry:Pagination:MaxPageSize).</summary>
+    public int MaxPageSize { get; set; } = 100;
+
+    /// <summary>Manifest and config bytes one request may read and parse; the page ends early when they are spent.</summary>
+    public long MaxBytesPerRequest { get; set; } = 16 * 1024 * 1024;
+}
+
+internal sealed class TagDetailsOptionsValidator : IValidateOptions<TagDetailsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, TagDetailsOptions options)
+    {
+        var errors = new List<string>();
+        if (options.MaxPageSize < 1) errors.Add("Registry:Extensions:TagDetails:MaxPageSize must be at least 1.");
+        if (options.MaxBytesPerRequest < 1) errors.Add("Registry:Extensions:TagDetails:MaxBytesPerRequest must be at least 1.");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }
