@@ -43,8 +43,8 @@ internal sealed class AuthServer : IAsyncDisposable
     }
 
     /// <summary>Adds or changes a user with the real htpasswd tool (bcrypt, cost 5 as <c>htpasswd -B</c> defaults).</summary>
-    public static Task AddUserAsync(string file, string user, string password) =>
-        Cli.RunAsync("htpasswd", ["-B", "-b", file, user, password]);
+    public static Task AddUserAsync(string file, string user, string password, bool create = false) =>
+        Cli.RunAsync("htpasswd", create ? ["-B", "-b", "-c", file, user, password] : ["-B", "-b", file, user, password]);
 
     public HttpClient Anonymous() => Server.CreateClient();
 

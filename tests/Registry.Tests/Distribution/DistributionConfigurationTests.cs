@@ -243,24 +243,31 @@ public class DistributionConfigurationTests
     [Fact]
     public async Task The_server_binds_the_registry2_variables_to_its_options()
     {
+        var htpasswd = Path.Combine(Directory.CreateTempSubdirectory("registry-dropin-").FullName, "htpasswd");
+        await Registry.Tests.Auth.AuthServer.AddUserAsync(htpasswd, "admin", "admin-pw", create: true);
         await using var server = await RegistryServer.StartAsync(distributionEnvironment: new Dictionary<string, string?>
         {
             ["REGISTRY_STORAGE_DELETE_ENABLED"] = "false",
             ["REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE"] = "168h",
             ["REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL"] = "30m",
             ["REGISTRY_AUTH"] = "htpasswd",
-            ["REGISTRY_AUTH_HTPASSWD_REALM"] = "Registry Realm",
-            ["REGISTRY_AUTH_HTPASSWD_PATH"] = "/auth/htpasswd",
+            ["REGISTRY_AUTH_HTPASSWD_REALM"] = "Drop-in Realm",
+            ["REGISTRY_AUTH_HTPASSWD_PATH"] = htpasswd,
         });
 
         var options = server.Services.GetRequiredService<IOptions<RegistryOptions>>().Value;
-        var configuration = server.Services.GetRequiredService<IConfiguration>();
         options.Deletion.Enabled.Should().BeFalse();
         options.Uploads.Expiry.Should().Be(TimeSpan.FromDays(7));
         options.Uploads.PurgeInterval.Should().Be(TimeSpan.FromMinutes(30));
-        configuration["Registry:Auth:Mode"].Should().Be("htpasswd");
-        configuration["Registry:Auth:Htpasswd:Realm"].Should().Be("Registry Realm");
-        configuration["Registry:Auth:Htpasswd:Path"].Should().Be("/auth/htpasswd");
+        options.Auth.Mode.Should().Be(Registry.Api.Auth.AuthMode.Htpasswd);
+        options.Auth.Htpasswd.Path.Should().Be(htpasswd);
+        using var anonymous = server.CreateClient();
+        var challenge = await anonymous.GetAsync("v2/");
+        challenge.StatusCode.Should().Be(System.Net.HttpStatusCode.Unauthorized);
+        challenge.Headers.WwwAuthenticate.ToString().Should().Be("Basic realm=\"Drop-in Realm\"");
+        using var admin = server.CreateClient();
+        admin.DefaultRequestHeaders.Authorization = Registry.Tests.Auth.AuthServer.Basic("admin", "admin-pw");
+        (await admin.GetAsync("v2/")).StatusCode.Should().Be(System.Net.HttpStatusCode.OK);
     }
 
     [Fact]
