@@ -8,6 +8,7 @@ using Registry.Api.Extensions.Search;
 using Registry.Api.Extensions.TagDetails;
 using Registry.Api.Http;
 using Registry.Api.Manifests;
+using Registry.Api.Observability;
 using Registry.Api.Storage;
 using Registry.Storage;
 using Registry.Storage.Blobs;
@@ -30,13 +31,15 @@ public static class RegistryApp
         var builder = WebApplication.CreateSlimBuilder(["--hostBuilder:reloadConfigOnChange=false", .. args]);
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         var metadata = new EarlyMetadataStore(builder.Configuration);
-        if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
+        var urls = builder.Configuration["urls"];
+        if (string.IsNullOrEmpty(urls)) builder.WebHost.UseUrls(urls = DefaultUrl);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             // Blobs have no size limit; manifests are limited by their endpoint.
             kestrel.Limits.MaxRequestBodySize = null;
         });
+        builder.AddRegistryObservability(urls);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         builder.Services.AddOptions<RegistryOptions>().Bind(builder.Configuration.GetSection(RegistryOptions.Section))
@@ -59,7 +62,10 @@ public static class RegistryApp
         services?.Invoke(builder.Services);
 
         var app = builder.Build();
+        app.UseRequestTelemetry();
         app.UseRegistryErrors();
+        app.UseMetricsEndpoint();
+        app.MapHealth();
         app.MapRegistryApi();
         app.MapExtensionDocs();
         app.MapFallback(() => new RegistryError(ErrorCode.NotFound));

@@ -1,5 +1,6 @@
 using Registry.Api.Extensions.Framework;
 using Registry.Api.Http;
+using Registry.Api.Observability;
 using Registry.Storage.Model;
 
 namespace Registry.Api.Endpoints;
@@ -21,14 +22,15 @@ internal static class RegistryApi
         v2.Map("/", (HttpContext context) =>
             IsRead(context)
                 ? Responses.Json(writer => { writer.WriteStartObject(); writer.WriteEndObject(); })
-                : Unsupported());
+                : Unsupported())
+            .WithMetadata(new OperationMetadata(RequestOperations.Base));
         // distribution's /v2/_catalog (reserved by the spec's extensions/README.md)
         v2.Map("/_catalog", async (HttpContext context, RegistryServices services, IAccessPolicy policy) =>
         {
             if (!IsRead(context)) return Unsupported();
             if (!await policy.IsAllowedAsync(context, new AccessRequest(null, RequiredAccess.RegistryRead))) return Denied();
             return await CatalogEndpoints.List(context, services);
-        });
+        }).WithMetadata(new OperationMetadata(RequestOperations.Catalog));
         v2.Map("/{**path}", (HttpContext context, string? path, RegistryServices services, IAccessPolicy policy,
             ExtensionRouter extensions) => Dispatch(context, path ?? "", services, policy, extensions));
         return routes;
@@ -45,9 +47,10 @@ internal static class RegistryApi
         IAccessPolicy policy, ExtensionRouter extensions)
     {
         if (RegistryPath.Parse(path) is not { } route) return new RegistryError(ErrorCode.NotFound);
+        var validName = RepositoryName.TryParse(route.Name, out var name);
+        context.Describe(route.Operation(context.Request.Method), validName ? name : null);
         if (route.Kind == RouteKind.Extension) return await extensions.DispatchAsync(context, route, services, policy);
-        if (!RepositoryName.TryParse(route.Name, out var name))
-            return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{route.Name}'");
+        if (!validName) return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{route.Name}'");
         if (Select(route.Kind, context.Request.Method) is not var (handler, access)) return Unsupported();
         if (!await policy.IsAllowedAsync(context, new AccessRequest(name, access))) return Denied();
         return await handler(context, name, route.Argument, services);

@@ -44,6 +44,12 @@ public sealed record ManifestRecord(
 /// <summary>One page of a listing; <see cref="HasMore"/> says whether a next page exists.</summary>
 public sealed record Page<T>(IReadOnlyList<T> Items, bool HasMore);
 
+/// <summary>
+/// What the store holds, for monitoring: repositories, manifests (counted once per repository that holds them), blobs
+/// (content-addressed, manifests included) with their total size in bytes, and open upload sessions.
+/// </summary>
+public sealed record StoreStatistics(long Repositories, long Manifests, long Blobs, long BlobBytes, long Uploads);
+
 public sealed record UploadSession(UploadId Id, RepositoryName Repository, DateTimeOffset StartedAt);
 
 public enum PutManifestStatus

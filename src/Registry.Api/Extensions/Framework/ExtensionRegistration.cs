@@ -29,7 +29,7 @@ internal static class ExtensionRegistration
             return stream is null
                 ? (IResult)new RegistryError(ErrorCode.NotFound)
                 : TypedResults.Stream(stream, "text/markdown; charset=utf-8");
-        });
+        }).WithMetadata(new OperationMetadata(RequestOperations.Docs));
         return routes;
     }
 
