@@ -64,6 +64,12 @@ public sealed class RegistryMetrics
         _gcRuns = meter.CreateCounter<long>("registry.gc.runs", "{run}", "Garbage collection runs, by outcome");
         _gcReclaimed = meter.CreateCounter<long>("registry.gc.reclaimed", "By", "Bytes of content garbage collection removed");
         _gcBlobsRemoved = meter.CreateCounter<long>("registry.gc.blobs.removed", "{blob}", "Blobs garbage collection removed");
+
+        // Series that exist from the start read 0 rather than nothing, so rate() and alerts work before the first event.
+        _gcRuns.Add(0, new KeyValuePair<string, object?>("outcome", "completed"));
+        _gcRuns.Add(0, new KeyValuePair<string, object?>("outcome", "failed"));
+        _gcReclaimed.Add(0);
+        _gcBlobsRemoved.Add(0);
     }
 
     /// <summary>One answered request. <paramref name="operation"/> is one of <see cref="Http.RequestOperations"/>.</summary>
@@ -80,6 +86,16 @@ public sealed class RegistryMetrics
         var byOperation = new KeyValuePair<string, object?>("operation", operation);
         if (received > 0) _received.Add(received, byOperation);
         if (sent > 0) _sent.Add(sent, byOperation);
+    }
+
+    /// <summary>Makes the webhook's series exist (at 0) before its first delivery.</summary>
+    public void WebhookConfigured(string webhook)
+    {
+        var name = new KeyValuePair<string, object?>("webhook", webhook);
+        _webhookDeliveries.Add(0, name, new("outcome", "delivered"));
+        _webhookDeliveries.Add(0, name, new("outcome", "refused"));
+        _webhookRetries.Add(0, name);
+        _webhookFailures.Add(0, name);
     }
 
     /// <summary>A webhook answered an event: delivered (2xx/3xx) or refused for good (another 4xx; the event is skipped).</summary>

@@ -38,7 +38,10 @@ internal sealed class WebhookDispatcher(IMetadataStore store, SqliteMetadataStor
             EnsureCursorTable();
             var latest = await store.LatestEventIdAsync(cancellationToken);
             foreach (var webhook in options.Value.Webhooks)
+            {
                 if (ReadCursor(webhook.CursorName) is null) WriteCursor(webhook.CursorName, latest);
+                metrics.WebhookConfigured(webhook.MetricName);
+            }
         }
         await base.StartAsync(cancellationToken);
     }
