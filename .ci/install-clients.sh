@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real clients the tests drive (skopeo, podman, buildah, umoci) from Debian when any is missing.
+# Installs the real clients the tests drive (skopeo, podman, buildah, umoci) and Prometheus (the metrics tests run
+# `promtool check metrics` and a real `prometheus` server) from Debian when any is missing.
 # Idempotent: does nothing (no apt-get at all) when all four are there. Needs root (or sudo) only to install.
 #
 # The tests run podman and buildah with the vfs storage driver in their own temp folders (root, runroot, tmpdir,
@@ -10,9 +11,11 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci)
+tools=(skopeo podman buildah umoci promtool prometheus)
+declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci [promtool]=prometheus
+  [prometheus]=prometheus)
 missing=()
-for tool in skopeo podman buildah umoci; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 
@@ -25,10 +28,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   apt_options=(-y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
   "${as_root[@]}" apt-get update -q
-  "${as_root[@]}" apt-get install "${apt_options[@]}" "${missing[@]}"
+  # shellcheck disable=SC2046 # one package may provide two tools
+  "${as_root[@]}" apt-get install "${apt_options[@]}" $(printf '%s\n' "${missing[@]}" | sort -u)
 fi
 
-for tool in skopeo podman buildah umoci; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "$tool is still missing after the install" >&2; exit 1; }
 done
 
@@ -45,4 +49,5 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
 fi
 
-echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version)"
+echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version);" \
+  "$(prometheus --version 2>&1 | head -n 1)"

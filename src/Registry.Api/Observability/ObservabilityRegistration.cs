@@ -46,7 +46,9 @@ internal static class ObservabilityRegistration
         builder.Services.AddSingleton<ReadinessCheck>();
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("registry"))
-            .WithMetrics(metrics => metrics.AddMeter(RegistryMetrics.MeterName).AddPrometheusExporter());
+            .WithMetrics(metrics => metrics.AddMeter(RegistryMetrics.MeterName)
+                // Every scrape sees the current values (the exporter's default keeps an answer for 300 ms).
+                .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0));
         return builder;
     }
 

@@ -159,7 +159,8 @@ internal sealed class WebhookDispatcher(IMetadataStore store, SqliteMetadataStor
         if (status is 408 or 429 or >= 500)
         {
             metrics.WebhookFailed(webhook.MetricName);
-            throw new TransientDeliveryException($"{webhook.Url} answered {status}");
+            // Not the URL: it may carry a token, and this message is logged.
+            throw new TransientDeliveryException($"{webhook.MetricName} answered {status}");
         }
         metrics.WebhookDelivered(webhook.MetricName, refused: status >= 400);
         if (status >= 400)
