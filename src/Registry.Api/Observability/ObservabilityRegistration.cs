@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -40,7 +41,6 @@ internal static class ObservabilityRegistration
 
         builder.Services.AddSingleton(new MetricsListener(settings.Metrics.Ports));
         builder.Services.AddSingleton<StorageStatistics>();
-        builder.Services.AddHostedService(provider => provider.GetRequiredService<StorageStatistics>());
         builder.Services.AddSingleton<RegistryMetrics>();
         builder.Services.AddSingleton<RequestTelemetry>();
         builder.Services.AddSingleton<ReadinessCheck>();
@@ -49,8 +49,27 @@ internal static class ObservabilityRegistration
             .WithMetrics(metrics => metrics.AddMeter(RegistryMetrics.MeterName)
                 // Every scrape sees the current values (the exporter's default keeps an answer for 300 ms).
                 .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0));
+        builder.Services.ConfigureOpenTelemetryMeterProvider((provider, metrics) =>
+            metrics.AddView(instrument => View(instrument, provider.GetRequiredService<IMeterFactory>())));
         return builder;
     }
+
+    /// <summary>
+    /// Only this registry's own instruments: the exporter listens to meters by name, and another registry in the
+    /// same process (tests) has a meter of the same name from another factory. The exporter reserves room for
+    /// 2 000 label sets per instrument up front; ours have far fewer, so each gets room for what
+    /// <see cref="RegistryMetrics.MaxSeries"/> says it can have (anything beyond goes to one overflow series).
+    /// </summary>
+    private static MetricStreamConfiguration? View(Instrument instrument, IMeterFactory ours) =>
+        instrument.Meter.Name != RegistryMetrics.MeterName ? null
+        : !ReferenceEquals(instrument.Meter.Scope, ours) ? MetricStreamConfiguration.Drop
+        : instrument.Name == RegistryMetrics.DurationInstrument
+            ? new ExplicitBucketHistogramConfiguration
+            {
+                Boundaries = RegistryMetrics.DurationBuckets,
+                CardinalityLimit = RegistryMetrics.MaxSeries(instrument.Name),
+            }
+            : new MetricStreamConfiguration { CardinalityLimit = RegistryMetrics.MaxSeries(instrument.Name) };
 
     /// <summary>First in the pipeline: the request id, the byte counts and the timing cover everything after it.</summary>
     public static IApplicationBuilder UseRequestTelemetry(this IApplicationBuilder app)

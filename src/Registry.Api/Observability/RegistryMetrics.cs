@@ -15,8 +15,11 @@ public sealed class RegistryMetrics
 {
     public const string MeterName = "Registry";
 
+    internal const string RequestsInstrument = "registry.http.requests";
+    internal const string DurationInstrument = "registry.http.request.duration";
+
     // Registry requests range from sub-millisecond HEADs to multi-minute blob uploads.
-    private static readonly double[] DurationBuckets =
+    internal static readonly double[] DurationBuckets =
         [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
     private readonly Counter<long> _requests;
@@ -34,9 +37,9 @@ public sealed class RegistryMetrics
     public RegistryMetrics(IMeterFactory meters, StorageStatistics statistics)
     {
         var meter = meters.Create(MeterName);
-        _requests = meter.CreateCounter<long>("registry.http.requests", "{request}",
+        _requests = meter.CreateCounter<long>(RequestsInstrument, "{request}",
             "Requests answered, by operation, method and status class");
-        _duration = meter.CreateHistogram("registry.http.request.duration", "s",
+        _duration = meter.CreateHistogram(DurationInstrument, "s",
             "Time from the request's arrival to the end of its answer, by operation, method and status class",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
         _received = meter.CreateCounter<long>("registry.http.received", "By", "Request body bytes read, by operation");
@@ -122,6 +125,16 @@ public sealed class RegistryMetrics
         if (blobsRemoved > 0) _gcBlobsRemoved.Add(blobsRemoved);
         if (bytesReclaimed > 0) _gcReclaimed.Add(bytesReclaimed);
     }
+
+    /// <summary>
+    /// How many label sets an instrument can have: requests by operation (25 names), method and status class (in
+    /// practice one or two methods and a few classes per operation); bytes by operation; webhooks by configuration.
+    /// </summary>
+    internal static int MaxSeries(string instrument) => instrument switch
+    {
+        RequestsInstrument or DurationInstrument => 400,
+        _ => 100,
+    };
 
     internal static string StatusClass(int status) => status switch
     {

@@ -28,8 +28,7 @@ internal static class RequestTelemetryExtensions
 
 /// <summary>
 /// The outermost middleware: gives each request an id (the client's <c>X-Request-Id</c> when it is a sane token,
-/// else a new one; returned in the response header and used as the trace identifier of every log line of the
-/// request), counts its body bytes, times it, then writes one access-log line and records the request metrics.
+/// else a new one; returned in the response header and kept as the request's trace identifier), counts its body bytes, times it, then writes one access-log line and records the request metrics.
 /// The line holds no header and no query string, so no credential or token can reach the log.
 /// </summary>
 internal sealed partial class RequestTelemetry(RegistryMetrics metrics, ILoggerFactory loggers)

@@ -4,34 +4,42 @@ using Registry.Storage.Model;
 namespace Registry.Api.Observability;
 
 /// <summary>
-/// The store's counts for the gauges, so a scrape never queries the database: read once after start-up, then again
-/// after each committed change, at most once per <see cref="MinimumInterval"/> (counting every row of a large store
-/// on every push would cost more than the push).
+/// The store's counts for the gauges, so a scrape never queries the database. Counting starts with the first scrape
+/// (a registry nobody monitors never counts, and start-up never waits for a count of a large store), then repeats
+/// in the background after each committed change, at most once per <see cref="MinimumInterval"/>: counting every
+/// row of a large store on every push would cost more than the push.
 /// </summary>
-public sealed class StorageStatistics(IMetadataStore store, TimeProvider time, ILogger<StorageStatistics> logger)
-    : BackgroundService
+public sealed class StorageStatistics(IMetadataStore store, TimeProvider time, IHostApplicationLifetime lifetime,
+    ILogger<StorageStatistics> logger)
 {
     public static readonly TimeSpan MinimumInterval = TimeSpan.FromSeconds(2);
 
     private volatile StoreStatistics? _current;
+    private int _started;
 
-    /// <summary>The latest snapshot; null until the first one is read.</summary>
-    public StoreStatistics? Current => _current;
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>The latest snapshot; null until the first one is read (the first call starts the counting).</summary>
+    public StoreStatistics? Current
     {
-        // Off the start-up path: the first request does not wait for a count of the whole store.
-        await Task.Yield();
-        while (!stoppingToken.IsCancellationRequested)
+        get
+        {
+            if (Interlocked.Exchange(ref _started, 1) == 0)
+                _ = Task.Run(() => RefreshLoopAsync(lifetime.ApplicationStopping));
+            return _current;
+        }
+    }
+
+    private async Task RefreshLoopAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
         {
             try
             {
-                var changed = store.WaitForChangeAsync(stoppingToken);
-                _current = await store.GetStatisticsAsync(stoppingToken);
-                await Task.Delay(MinimumInterval, time, stoppingToken);
+                var changed = store.WaitForChangeAsync(stopping);
+                _current = await store.GetStatisticsAsync(stopping);
+                await Task.Delay(MinimumInterval, time, stopping);
                 await changed;
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception) when (stopping.IsCancellationRequested)
             {
                 return;
             }
@@ -40,7 +48,7 @@ public sealed class StorageStatistics(IMetadataStore store, TimeProvider time, I
                 logger.LogWarning(e, "Reading the storage statistics failed; will retry");
                 try
                 {
-                    await Task.Delay(MinimumInterval, time, stoppingToken);
+                    await Task.Delay(MinimumInterval, time, stopping);
                 }
                 catch (OperationCanceledException)
                 {
