@@ -2,7 +2,8 @@
 # Installs the real clients the tests drive (skopeo, podman, buildah, umoci) and the tools they compare with or
 # validate against (docker-registry: distribution 2.8.2 whose storage the import tests read; docker-compose: the
 # compose examples are checked with `docker-compose config`; htpasswd from apache2-utils: the access-control tests
-# write their users with it) from Debian when any is missing.
+# write their users with it; Prometheus: the metrics tests run `promtool check metrics` and a real `prometheus`
+# server) from Debian when any is missing.
 # Idempotent: does nothing (no apt-get at all) when all are there. Needs root (or sudo) only to install.
 #
 # The tests run podman and buildah with the vfs storage driver in their own temp folders (root, runroot, tmpdir,
@@ -14,8 +15,9 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci
-                        [docker-registry]=docker-registry [docker-compose]=docker-compose [htpasswd]=apache2-utils)
-tools=(skopeo podman buildah umoci docker-registry docker-compose htpasswd)
+                        [docker-registry]=docker-registry [docker-compose]=docker-compose [htpasswd]=apache2-utils
+                        [promtool]=prometheus [prometheus]=prometheus)
+tools=(skopeo podman buildah umoci docker-registry docker-compose htpasswd promtool prometheus)
 missing=()
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
@@ -30,7 +32,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   apt_options=(-y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
   "${as_root[@]}" apt-get update -q
-  "${as_root[@]}" apt-get install "${apt_options[@]}" "${missing[@]}"
+  # shellcheck disable=SC2046 # one package may provide two tools
+  "${as_root[@]}" apt-get install "${apt_options[@]}" $(printf '%s\n' "${missing[@]}" | sort -u)
 fi
 
 for tool in "${tools[@]}"; do
@@ -51,4 +54,5 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version);" \
-  "$(docker-registry --version | cut -d' ' -f2-3); $(docker-compose version --short 2>/dev/null || echo docker-compose)"
+  "$(docker-registry --version | cut -d' ' -f2-3); $(docker-compose version --short 2>/dev/null || echo docker-compose)" \
+  "$(prometheus --version 2>&1 | head -n 1)"

@@ -10,6 +10,7 @@ using Registry.Api.Extensions.Search;
 using Registry.Api.Extensions.TagDetails;
 using Registry.Api.Http;
 using Registry.Api.Manifests;
+using Registry.Api.Observability;
 using Registry.Api.Storage;
 using Registry.Storage;
 using Registry.Storage.Blobs;
@@ -44,13 +45,15 @@ public static class RegistryApp
         // Before the metadata store exists: a registry:2 tree and no database means "import it first".
         var startupImport = new StartupImport.Plan(DistributionImport.PlanAtStartup(builder.Configuration));
         var metadata = new EarlyMetadataStore(builder.Configuration);
-        if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
+        var urls = builder.Configuration["urls"];
+        if (string.IsNullOrEmpty(urls)) builder.WebHost.UseUrls(urls = DefaultUrl);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             // Blobs have no size limit; manifests are limited by their endpoint.
             kestrel.Limits.MaxRequestBodySize = null;
         });
+        builder.AddRegistryObservability(urls);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         builder.Services.AddOptions<RegistryOptions>().Bind(builder.Configuration.GetSection(RegistryOptions.Section))
@@ -79,7 +82,10 @@ public static class RegistryApp
         var app = builder.Build();
         if (distribution.Ignored.Count > 0)
             app.Logger.LogWarning("registry:2 settings with no equivalent here, ignored: {Keys}", string.Join(", ", distribution.Ignored));
+        app.UseRequestTelemetry();
         app.UseRegistryErrors();
+        app.UseMetricsEndpoint();
+        app.MapHealth();
         app.MapRegistryAuth();
         app.MapRegistryApi();
         app.MapExtensionDocs();

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
 namespace Registry.CrashHarness;
 
@@ -70,7 +71,12 @@ public sealed class ServerProcess : IDisposable
     }
 
     /// <summary>Starts the server and waits until <c>GET /v2/</c> answers 200.</summary>
-    public static async Task<ServerProcess> StartAsync(string serverPath, string storagePath, TimeSpan timeout)
+    public static Task<ServerProcess> StartAsync(string serverPath, string storagePath, TimeSpan timeout) =>
+        StartAsync(serverPath, storagePath, timeout, []);
+
+    /// <summary>Starts the server with more settings (e.g. <c>--Registry:ShutdownTimeout=00:00:02</c>) and waits until <c>GET /v2/</c> answers 200.</summary>
+    public static async Task<ServerProcess> StartAsync(string serverPath, string storagePath, TimeSpan timeout,
+        IReadOnlyList<string> settings)
     {
         Exception? last = null;
         for (var attempt = 0; attempt < 3; attempt++)
@@ -80,7 +86,7 @@ public sealed class ServerProcess : IDisposable
             var process = new Process
             {
                 StartInfo = StartInfo(serverPath,
-                    ["--urls", baseAddress.ToString().TrimEnd('/'), $"--Registry:Storage:Path={storagePath}"]),
+                    ["--urls", baseAddress.ToString().TrimEnd('/'), $"--Registry:Storage:Path={storagePath}", .. settings]),
             };
             var server = new ServerProcess(process, baseAddress);
             process.OutputDataReceived += (_, e) => server.Add(e.Data);
@@ -150,6 +156,35 @@ public sealed class ServerProcess : IDisposable
     }
 
     public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>SIGTERM, as a container runtime or systemd sends it: the server shuts down gracefully.</summary>
+    public void Terminate()
+    {
+        if (kill(_process.Id, Sigterm) != 0 && !_process.HasExited)
+            throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>Waits until the process has exited and its output has been read; false if it is still running at the deadline.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private const int Sigterm = 15;
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
 
     public void Dispose()
     {

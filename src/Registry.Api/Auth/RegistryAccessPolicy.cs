@@ -53,7 +53,8 @@ internal sealed class RegistryAccessPolicy : IAccessPolicy
         if (auth.Failure == Failure.Throttled)
             return new AccessDecision(AccessOutcome.Throttled, RetryAfter: auth.RetryAfter);
         if (auth.Failure == Failure.InvalidCredentials)
-            return new AccessDecision(AccessOutcome.Unauthenticated, Challenge(context, request, "invalid_token"));
+            return new AccessDecision(AccessOutcome.Unauthenticated, Challenge(context, request, "invalid_token"),
+                BadCredentials: true);
         if (Allows(auth.Caller, request)) return AccessDecision.Allow;
         if (_settings.Mode == AuthMode.Token)
             return new AccessDecision(AccessOutcome.Unauthenticated,

@@ -18,6 +18,50 @@ public sealed class RegistryOptions
     public EventSettings Events { get; set; } = new();
     public Auth.AuthSettings Auth { get; set; } = new();
     public HttpSettings Http { get; set; } = new();
+    public MetricsSettings Metrics { get; set; } = new();
+    public LoggingSettings Logging { get; set; } = new();
+
+    /// <summary>On SIGTERM, how long requests in flight may take to finish before their connections are closed.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    public sealed class MetricsSettings
+    {
+        /// <summary>
+        /// Listen addresses (<c>;</c>-separated, like <c>urls</c>) of a listener of its own for <c>/metrics</c>, e.g.
+        /// <c>http://127.0.0.1:9090</c>. Empty: <c>/metrics</c> is served on the main listener.
+        /// </summary>
+        public string Urls { get; set; } = "";
+
+        internal IReadOnlyList<string> UrlList =>
+            Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+        /// <summary>The ports of the metrics listener: a request that arrives on one of them is for it.</summary>
+        internal IReadOnlySet<int> Ports => UrlList.Select(PortOf).OfType<int>().ToHashSet();
+
+        /// <summary>The explicit port of <c>http://host:port[/]</c> (host may be <c>*</c>, a name, IPv4 or <c>[IPv6]</c>), else null.</summary>
+        internal static int? PortOf(string url)
+        {
+            const string scheme = "http://";
+            if (!url.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)) return null;
+            var authority = url[scheme.Length..].TrimEnd('/');
+            var colon = authority.LastIndexOf(':');
+            if (colon <= 0 || authority.Contains('/') || authority.EndsWith(']')) return null;
+            return int.TryParse(authority[(colon + 1)..], System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var port) && port is > 0 and <= 65535 ? port : null;
+        }
+    }
+
+    public sealed class LoggingSettings
+    {
+        /// <summary><c>text</c> (one line per entry) or <c>json</c> (the console JSON formatter, one object per line).</summary>
+        public string Format { get; set; } = LogFormats.Text;
+    }
+
+    public static class LogFormats
+    {
+        public const string Text = "text";
+        public const string Json = "json";
+    }
 
     public sealed class HttpSettings
     {
@@ -108,6 +152,12 @@ internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOption
         if (options.Pagination.MaxPageSize < 1)
             errors.Add("Registry:Pagination:MaxPageSize must be at least 1.");
         options.Auth.Validate(errors);
+        if (options.ShutdownTimeout < TimeSpan.Zero)
+            errors.Add("Registry:ShutdownTimeout must not be negative (e.g. 00:00:30).");
+        if (options.Logging.Format is not (RegistryOptions.LogFormats.Text or RegistryOptions.LogFormats.Json))
+            errors.Add($"Registry:Logging:Format must be '{RegistryOptions.LogFormats.Text}' or '{RegistryOptions.LogFormats.Json}'.");
+        foreach (var url in options.Metrics.UrlList.Where(url => RegistryOptions.MetricsSettings.PortOf(url) is null))
+            errors.Add($"Registry:Metrics:Urls: '{url}' must be http://<host>:<port> with a port other than 0 (e.g. http://127.0.0.1:9090).");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

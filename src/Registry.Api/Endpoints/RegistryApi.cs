@@ -1,5 +1,6 @@
 using Registry.Api.Extensions.Framework;
 using Registry.Api.Http;
+using Registry.Api.Observability;
 using Registry.Storage.Model;
 
 namespace Registry.Api.Endpoints;
@@ -25,7 +26,7 @@ internal static class RegistryApi
             var decision = await policy.AuthorizeAsync(context, new AccessRequest(null, RequiredAccess.Authenticated));
             if (!decision.IsAllowed) return decision.ToResult();
             return Responses.Json(writer => { writer.WriteStartObject(); writer.WriteEndObject(); });
-        });
+        }).WithMetadata(new OperationMetadata(RequestOperations.Base));
         // distribution's /v2/_catalog (reserved by the spec's extensions/README.md)
         v2.Map("/_catalog", async (HttpContext context, RegistryServices services, IAccessPolicy policy) =>
         {
@@ -33,7 +34,7 @@ internal static class RegistryApi
             var decision = await policy.AuthorizeAsync(context, new AccessRequest(null, RequiredAccess.RegistryRead));
             if (!decision.IsAllowed) return decision.ToResult();
             return await CatalogEndpoints.List(context, services, await policy.PullableAsync(context));
-        });
+        }).WithMetadata(new OperationMetadata(RequestOperations.Catalog));
         v2.Map("/{**path}", (HttpContext context, string? path, RegistryServices services, IAccessPolicy policy,
             ExtensionRouter extensions) => Dispatch(context, path ?? "", services, policy, extensions));
         return routes;
@@ -49,9 +50,10 @@ internal static class RegistryApi
     {
         if (RegistryPath.Parse(path) is not { } route)
             return new RegistryError(ErrorCode.NameUnknown, "no such endpoint: the path names no repository endpoint");
+        var validName = RepositoryName.TryParse(route.Name, out var name);
+        context.Describe(route.Operation(context.Request.Method), validName ? name : null);
         if (route.Kind == RouteKind.Extension) return await extensions.DispatchAsync(context, route, services, policy);
-        if (!RepositoryName.TryParse(route.Name, out var name))
-            return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{route.Name}'");
+        if (!validName) return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{route.Name}'");
         if (Select(route.Kind, context.Request.Method) is not var (handler, access)) return Unsupported();
         var decision = await policy.AuthorizeAsync(context, new AccessRequest(name, access));
         if (!decision.IsAllowed) return decision.ToResult();

@@ -37,24 +37,47 @@ public enum AccessOutcome
 }
 
 /// <summary>The policy's answer; <see cref="Challenge"/> is the <c>WWW-Authenticate</c> value of a 401.</summary>
-public sealed record AccessDecision(AccessOutcome Outcome, string? Challenge = null, TimeSpan? RetryAfter = null)
+public sealed record AccessDecision(AccessOutcome Outcome, string? Challenge = null, TimeSpan? RetryAfter = null,
+    bool BadCredentials = false)
 {
     public static readonly AccessDecision Allow = new(AccessOutcome.Allowed);
     public static readonly AccessDecision Deny = new(AccessOutcome.Denied);
 
     public bool IsAllowed => Outcome == AccessOutcome.Allowed;
 
-    /// <summary>The spec's error body for a refusal (never call it for <see cref="AccessOutcome.Allowed"/>).</summary>
-    internal IResult ToResult() => Outcome switch
+    /// <summary>
+    /// The spec's error body for a refusal (never call it for <see cref="AccessOutcome.Allowed"/>); answering it counts
+    /// one auth failure by reason in the metrics.
+    /// </summary>
+    internal IResult ToResult() => new Refusal(this);
+
+    /// <summary>A small fixed set, fit for a metrics label.</summary>
+    internal string Reason => Outcome switch
     {
-        AccessOutcome.Unauthenticated => new RegistryError(ErrorCode.Unauthorized, null,
-            response => response.Headers.WWWAuthenticate = Challenge),
-        AccessOutcome.Throttled => new RegistryError(ErrorCode.TooManyRequests, "too many failed logins",
-            response => response.Headers.RetryAfter =
-                Math.Max(1, (int)Math.Ceiling((RetryAfter ?? TimeSpan.Zero).TotalSeconds)).ToString(
-                    System.Globalization.CultureInfo.InvariantCulture)),
-        _ => new RegistryError(ErrorCode.Denied),
+        AccessOutcome.Throttled => "throttled",
+        AccessOutcome.Denied => "denied",
+        _ when BadCredentials => "invalid_credentials",
+        _ when Challenge?.Contains("error=\"insufficient_scope\"", StringComparison.Ordinal) == true => "insufficient_scope",
+        _ => "unauthenticated",
     };
+
+    private sealed class Refusal(AccessDecision decision) : IResult
+    {
+        public Task ExecuteAsync(HttpContext context)
+        {
+            context.RequestServices.GetService<Observability.RegistryMetrics>()?.AuthFailed(decision.Reason);
+            return (decision.Outcome switch
+            {
+                AccessOutcome.Unauthenticated => new RegistryError(ErrorCode.Unauthorized, null,
+                    response => response.Headers.WWWAuthenticate = decision.Challenge),
+                AccessOutcome.Throttled => new RegistryError(ErrorCode.TooManyRequests, "too many failed logins",
+                    response => response.Headers.RetryAfter =
+                        Math.Max(1, (int)Math.Ceiling((decision.RetryAfter ?? TimeSpan.Zero).TotalSeconds)).ToString(
+                            System.Globalization.CultureInfo.InvariantCulture)),
+                _ => new RegistryError(ErrorCode.Denied),
+            }).ExecuteAsync(context);
+        }
+    }
 }
 
 /// <summary>

@@ -13,18 +13,18 @@ internal static class Responses
     public static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static IResult Json(Action<Utf8JsonWriter> write, string contentType = "application/json",
-        Action<HttpResponse>? headers = null) =>
-        new JsonBodyResult(write, contentType, headers);
+        Action<HttpResponse>? headers = null, int status = StatusCodes.Status200OK) =>
+        new JsonBodyResult(write, contentType, headers, status);
 
     public static IResult Empty(int status, Action<HttpResponse> headers) => new EmptyResult(status, headers);
 
-    private sealed class JsonBodyResult(Action<Utf8JsonWriter> write, string contentType, Action<HttpResponse>? headers)
-        : IResult
+    private sealed class JsonBodyResult(Action<Utf8JsonWriter> write, string contentType, Action<HttpResponse>? headers,
+        int status) : IResult
     {
         public async Task ExecuteAsync(HttpContext context)
         {
             var response = context.Response;
-            response.StatusCode = StatusCodes.Status200OK;
+            response.StatusCode = status;
             response.ContentType = contentType;
             headers?.Invoke(response);
             if (HttpMethods.IsHead(context.Request.Method)) return;

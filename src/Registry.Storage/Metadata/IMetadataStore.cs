@@ -90,6 +90,12 @@ public interface IMetadataStore
     ValueTask<int> CountUploadsByClientAsync(string client, CancellationToken ct);
     ValueTask<IReadOnlyList<UploadId>> ListUploadsStartedBeforeAsync(DateTimeOffset cutoff, CancellationToken ct);
 
+    /// <summary>
+    /// One consistent snapshot of the store's counts. It MAY read every row (slow on a large store): callers cache it
+    /// rather than asking per request.
+    /// </summary>
+    ValueTask<StoreStatistics> GetStatisticsAsync(CancellationToken ct);
+
     /// <summary>Every manifest of every repository (for verification).</summary>
     IAsyncEnumerable<(RepositoryName Repository, Digest Digest)> ListManifestsAsync(CancellationToken ct);
 

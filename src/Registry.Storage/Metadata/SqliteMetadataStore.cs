@@ -851,6 +851,20 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
         return ValueTask.FromResult((int)(long)command.ExecuteScalar()!);
     }
 
+    public ValueTask<StoreStatistics> GetStatisticsAsync(CancellationToken ct)
+    {
+        using var lease = Read();
+        // One statement, so one read transaction: the counts agree with each other.
+        var command = lease.Command("""
+            SELECT (SELECT count(*) FROM repositories), (SELECT count(*) FROM manifests), (SELECT count(*) FROM blobs),
+                   (SELECT coalesce(sum(size), 0) FROM blobs), (SELECT count(*) FROM uploads)
+            """);
+        using var reader = command.ExecuteReader();
+        reader.Read();
+        return ValueTask.FromResult(new StoreStatistics(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2),
+            reader.GetInt64(3), reader.GetInt64(4)));
+    }
+
     public ValueTask<IReadOnlyList<UploadId>> ListUploadsStartedBeforeAsync(DateTimeOffset cutoff, CancellationToken ct)
     {
         using var lease = Read();

@@ -47,6 +47,12 @@ public sealed record ManifestRecord(
 /// <summary>One page of a listing; <see cref="HasMore"/> says whether a next page exists.</summary>
 public sealed record Page<T>(IReadOnlyList<T> Items, bool HasMore);
 
+/// <summary>
+/// What the store holds, for monitoring: repositories, manifests (counted once per repository that holds them), blobs
+/// (content-addressed, manifests included) with their total size in bytes, and open upload sessions.
+/// </summary>
+public sealed record StoreStatistics(long Repositories, long Manifests, long Blobs, long BlobBytes, long Uploads);
+
 /// <param name="Client">Who opened the session (an identity or a client address, see the API layer), for the
 /// per-client cap; null for sessions recorded before clients were.</param>
 /// <param name="Owner">The identity that opened the session (null without authentication); only it may continue it.</param>

@@ -295,6 +295,20 @@ public sealed class HtpasswdDefaultPolicyTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task Refusals_are_counted_by_reason_in_the_metrics()
+    {
+        using var wrong = _auth.As("alice", "wrong");
+        using var anonymous = _auth.Anonymous();
+        await wrong.GetAsync("v2/");
+        await anonymous.GetAsync("v2/team/app/tags/list");
+
+        var metrics = await anonymous.GetStringAsync("metrics");
+
+        metrics.Should().MatchRegex(@"registry_auth_failures_total\{[^}]*reason=""invalid_credentials""[^}]*\} 1")
+            .And.MatchRegex(@"registry_auth_failures_total\{[^}]*reason=""unauthenticated""[^}]*\} 1");
+    }
+
     /// <summary>The file is checked at most once a second; retry (each failure counts as a failed login) for a while.</summary>
     private static async Task EventuallyAsync(Func<Task<bool>> condition)
     {

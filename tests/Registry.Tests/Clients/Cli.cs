@@ -84,7 +84,7 @@ public static class Cli
 
     private static XunitException Missing(string program) => new(
         $"The real client '{program}' is not installed (not found on PATH). " +
-        "Run `bash .ci/install-clients.sh` as root (scripts/test.sh does) to install skopeo, podman, buildah and umoci.");
+        "Run `bash .ci/install-clients.sh` as root (scripts/test.sh does) to install skopeo, podman, buildah, umoci and prometheus (promtool).");
 
     private static string Quote(string argument) =>
         argument.Length > 0 && argument.All(c => char.IsLetterOrDigit(c) || "-_./:=@,+%".Contains(c))

@@ -37,6 +37,10 @@ public sealed class WebhookOptions
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 
     public string CursorName => string.IsNullOrWhiteSpace(Name) ? Url : Name;
+
+    /// <summary>The webhook's label in the metrics: its name, else its URL's host and port (a URL may carry a secret).</summary>
+    public string MetricName => !string.IsNullOrWhiteSpace(Name) ? Name
+        : Uri.TryCreate(Url, UriKind.Absolute, out var uri) ? uri.Authority : "webhook";
 }
 
 internal sealed class EventsOptionsValidator : IValidateOptions<EventsOptions>

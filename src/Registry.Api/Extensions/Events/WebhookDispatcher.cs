@@ -4,6 +4,7 @@ using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
 using Polly.Timeout;
+using Registry.Api.Observability;
 using Registry.Storage.Metadata;
 using Registry.Storage.Model;
 
@@ -17,7 +18,7 @@ namespace Registry.Api.Extensions.Events;
 /// logged and skipped so one bad event cannot block the stream.
 /// </summary>
 internal sealed class WebhookDispatcher(IMetadataStore store, IDeliveryCursors cursors, IOptions<EventsOptions> options,
-    TimeProvider time, ILogger<WebhookDispatcher> logger) : BackgroundService
+    TimeProvider time, ILogger<WebhookDispatcher> logger, RegistryMetrics metrics) : BackgroundService
 {
     private const int BatchSize = 100;
     private static readonly TimeSpan Poll = TimeSpan.FromSeconds(5);
@@ -36,8 +37,11 @@ internal sealed class WebhookDispatcher(IMetadataStore store, IDeliveryCursors c
         {
             var latest = await store.LatestEventIdAsync(cancellationToken);
             foreach (var webhook in options.Value.Webhooks)
+            {
                 if (await cursors.GetCursorAsync(webhook.CursorName, cancellationToken) is null)
                     await cursors.SetCursorAsync(webhook.CursorName, latest, cancellationToken);
+                metrics.WebhookConfigured(webhook.MetricName);
+            }
         }
         await base.StartAsync(cancellationToken);
     }
@@ -119,6 +123,7 @@ internal sealed class WebhookDispatcher(IMetadataStore store, IDeliveryCursors c
                 MaxDelay = webhook.MaxRetryDelay,
                 OnRetry = args =>
                 {
+                    metrics.WebhookRetried(webhook.MetricName);
                     if (args.AttemptNumber % 10 == 0)
                         logger.LogWarning("Webhook {Webhook}: attempt {Attempt} failed: {Error}", webhook.CursorName,
                             args.AttemptNumber + 1, args.Outcome.Exception?.Message);
@@ -147,10 +152,25 @@ internal sealed class WebhookDispatcher(IMetadataStore store, IDeliveryCursors c
         request.Headers.TryAddWithoutValidation("Registry-Event-Action", e.Action);
         foreach (var (name, value) in webhook.Headers) request.Headers.TryAddWithoutValidation(name, value);
 
-        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-        var status = (int)response.StatusCode;
+        int status;
+        try
+        {
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            status = (int)response.StatusCode;
+        }
+        catch
+        {
+            // Network errors and timeouts (a shutdown in between counts too: the attempt did fail).
+            metrics.WebhookFailed(webhook.MetricName);
+            throw;
+        }
         if (status is 408 or 429 or >= 500)
-            throw new TransientDeliveryException($"{webhook.Url} answered {status}");
+        {
+            metrics.WebhookFailed(webhook.MetricName);
+            // Not the URL: it may carry a token, and this message is logged.
+            throw new TransientDeliveryException($"{webhook.MetricName} answered {status}");
+        }
+        metrics.WebhookDelivered(webhook.MetricName, refused: status >= 400);
         if (status >= 400)
             logger.LogWarning("Webhook {Webhook} refused event {Id} with {Status}; skipping it", webhook.CursorName, e.Id, status);
     }

@@ -32,7 +32,7 @@ internal static class ExtensionRegistration
             return stream is null
                 ? (IResult)new RegistryError(ErrorCode.ExtensionUnknown, "no such extension document")
                 : TypedResults.Stream(stream, "text/markdown; charset=utf-8");
-        });
+        }).WithMetadata(new OperationMetadata(RequestOperations.Docs));
         return routes;
     }
 
