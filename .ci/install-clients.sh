@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the real clients the tests drive (skopeo, podman, buildah, umoci) from Debian when any is missing.
-# Idempotent: does nothing (no apt-get at all) when all four are there. Needs root (or sudo) only to install.
+# Installs the real clients the tests drive (skopeo, podman, buildah, umoci) and openssl (the TLS tests' throw-away
+# CA) from Debian when any is missing. Idempotent: does nothing (no apt-get at all) when all are there. Needs root
+# (or sudo) only to install.
 #
 # The tests run podman and buildah with the vfs storage driver in their own temp folders (root, runroot, tmpdir,
 # storage.conf, registries.conf, signature policy), so no fuse-overlayfs, slirp4netns, netavark/CNI or
@@ -10,9 +11,9 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci)
+declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci [openssl]=openssl)
 missing=()
-for tool in skopeo podman buildah umoci; do
+for tool in skopeo podman buildah umoci openssl; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 
@@ -28,7 +29,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${as_root[@]}" apt-get install "${apt_options[@]}" "${missing[@]}"
 fi
 
-for tool in skopeo podman buildah umoci; do
+for tool in skopeo podman buildah umoci openssl; do
   command -v "$tool" >/dev/null 2>&1 || { echo "$tool is still missing after the install" >&2; exit 1; }
 done
 
@@ -45,4 +46,4 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
 fi
 
-echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version)"
+echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version); $(openssl version)"

@@ -9,6 +9,7 @@ using Registry.Api.Extensions.TagDetails;
 using Registry.Api.Http;
 using Registry.Api.Manifests;
 using Registry.Api.Storage;
+using Registry.Api.Tls;
 using Registry.Storage;
 using Registry.Storage.Blobs;
 using Registry.Storage.Metadata;
@@ -29,19 +30,23 @@ public static class RegistryApp
         // holds ./data by default (thousands of blob folders).
         var builder = WebApplication.CreateSlimBuilder(["--hostBuilder:reloadConfigOnChange=false", .. args]);
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
+        var tls = builder.Configuration.GetSection("Registry:Http:Tls").Get<RegistryOptions.TlsSettings>() ?? new();
+        var urls = builder.Configuration["urls"];
+        builder.WebHost.UseUrls(RegistryTls.ListenUrls(string.IsNullOrEmpty(urls) ? DefaultUrl : urls, tls.Enabled));
         var metadata = new EarlyMetadataStore(builder.Configuration);
-        if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             // Blobs have no size limit; manifests are limited by their endpoint.
             kestrel.Limits.MaxRequestBodySize = null;
         });
+        builder.UseRegistryTls(tls);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         builder.Services.AddOptions<RegistryOptions>().Bind(builder.Configuration.GetSection(RegistryOptions.Section))
             .ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
+        builder.Services.AddSingleton<IValidateOptions<RegistryOptions>>(
+            provider => new RegistryOptionsValidator(provider.GetRequiredService<IConfiguration>()["urls"]));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddRegistryStorage(metadata);
         builder.Services.AddSingleton<RegistryServices>();

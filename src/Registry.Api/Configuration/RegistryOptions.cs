@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Registry.Api.Tls;
 
 namespace Registry.Api.Configuration;
 
@@ -16,6 +17,24 @@ public sealed class RegistryOptions
     public ManifestSettings Manifests { get; set; } = new();
     public PaginationSettings Pagination { get; set; } = new();
     public EventSettings Events { get; set; } = new();
+    public HttpSettings Http { get; set; } = new();
+
+    public sealed class HttpSettings
+    {
+        public TlsSettings Tls { get; set; } = new();
+    }
+
+    public sealed class TlsSettings
+    {
+        /// <summary>PEM file of the server certificate, optionally followed by its intermediate CA certificates.</summary>
+        public string? Certificate { get; set; }
+
+        /// <summary>PEM file of the certificate's private key (unencrypted).</summary>
+        public string? Key { get; set; }
+
+        /// <summary>Both files are set: every listen address serves HTTPS.</summary>
+        public bool Enabled => !string.IsNullOrWhiteSpace(Certificate) && !string.IsNullOrWhiteSpace(Key);
+    }
 
     public sealed class EventSettings
     {
@@ -60,7 +79,8 @@ public sealed class RegistryOptions
 }
 
 /// <summary>Checks the whole configuration at start-up and reports every problem at once.</summary>
-internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOptions>
+/// <param name="urls">The listen addresses (<c>urls</c>), checked against the TLS settings.</param>
+internal sealed class RegistryOptionsValidator(string? urls) : IValidateOptions<RegistryOptions>
 {
     public ValidateOptionsResult Validate(string? name, RegistryOptions options)
     {
@@ -77,6 +97,31 @@ internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOption
             errors.Add("Registry:Events:Retention must be positive (e.g. 7.00:00:00).");
         if (options.Pagination.MaxPageSize < 1)
             errors.Add("Registry:Pagination:MaxPageSize must be at least 1.");
+        ValidateTls(options.Http.Tls, errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private void ValidateTls(RegistryOptions.TlsSettings tls, List<string> errors)
+    {
+        var certificate = !string.IsNullOrWhiteSpace(tls.Certificate);
+        var key = !string.IsNullOrWhiteSpace(tls.Key);
+        if (certificate && key)
+        {
+            // Loaded as the server will load it, so every problem surfaces here rather than at the first handshake.
+            using var loaded = PemCertificate.Load(tls.Certificate!, tls.Key!, errors);
+            return;
+        }
+        if (certificate || key)
+        {
+            var (set, missing, path) = certificate
+                ? ("Registry:Http:Tls:Certificate", "Registry:Http:Tls:Key", tls.Certificate!)
+                : ("Registry:Http:Tls:Key", "Registry:Http:Tls:Certificate", tls.Key!);
+            errors.Add($"{set} is set but {missing} is not: HTTPS needs both the certificate and the key (PEM files).");
+            if (!File.Exists(path)) errors.Add($"{set}: '{path}' does not exist.");
+            return;
+        }
+        foreach (var url in (urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (url.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+                errors.Add($"urls: '{url}' asks for HTTPS, but no certificate is configured: set Registry:Http:Tls:Certificate and Registry:Http:Tls:Key.");
     }
 }

@@ -1,0 +1,83 @@
+using System.Net.Security;
+
+namespace Registry.Api.Tls;
+
+/// <summary>
+/// The certificate every TLS handshake presents, read again from its files when either changes, so a renewed
+/// certificate (certbot, cert-manager, a Kubernetes secret) is served without a restart. The cache key is each file's
+/// last-write time and length, so a handshake costs two <c>stat</c> calls. A pair that does not load, e.g. a renewal
+/// caught between writing the certificate and writing its key, is logged and the previous certificate stays in use
+/// until the files change again.
+/// </summary>
+internal sealed class ServerCertificateSource(string certificatePath, string keyPath, ILogger<ServerCertificateSource> logger)
+{
+    private readonly Lock _gate = new();
+    private volatile Loaded? _loaded;
+    private (FileStamp Certificate, FileStamp Key) _attempted;
+
+    private sealed record Loaded((FileStamp Certificate, FileStamp Key) Stamp, SslStreamCertificateContext Context);
+
+    private readonly record struct FileStamp(DateTime LastWriteUtc, long Length)
+    {
+        public static FileStamp Of(string path)
+        {
+            var file = new FileInfo(path);
+            return file.Exists ? new FileStamp(file.LastWriteTimeUtc, file.Length) : default;
+        }
+    }
+
+    /// <summary>
+    /// The certificate and its chain as of the files now. MUST NOT be called before the first load succeeded
+    /// (<see cref="Load"/>), which start-up does; afterwards it never throws.
+    /// </summary>
+    public SslStreamCertificateContext Current
+    {
+        get
+        {
+            var stamp = (FileStamp.Of(certificatePath), FileStamp.Of(keyPath));
+            var loaded = _loaded;
+            if (loaded is not null && loaded.Stamp == stamp) return loaded.Context;
+            lock (_gate)
+            {
+                loaded = _loaded;
+                if (loaded is null) throw new InvalidOperationException("the server certificate was never loaded");
+                if (loaded.Stamp == stamp || _attempted == stamp) return loaded.Context;
+                _attempted = stamp;
+                var problems = new List<string>();
+                var context = TryLoad(problems);
+                if (context is null)
+                {
+                    logger.LogWarning("The TLS certificate files changed but do not load; still serving {Subject}: {Problems}",
+                        loaded.Context.TargetCertificate.Subject, string.Join(" ", problems));
+                    return loaded.Context;
+                }
+                _loaded = new Loaded(stamp, context);
+                logger.LogInformation("Serving the renewed TLS certificate {Subject} (serial {Serial}, valid until {NotAfter:u})",
+                    context.TargetCertificate.Subject, context.TargetCertificate.SerialNumber, context.TargetCertificate.NotAfter.ToUniversalTime());
+                return context;
+            }
+        }
+    }
+
+    /// <summary>Loads the files for the first time; throws with every problem when they do not load.</summary>
+    public void Load()
+    {
+        lock (_gate)
+        {
+            var stamp = (FileStamp.Of(certificatePath), FileStamp.Of(keyPath));
+            var problems = new List<string>();
+            var context = TryLoad(problems)
+                ?? throw new InvalidOperationException("TLS: " + string.Join(" ", problems));
+            _attempted = stamp;
+            _loaded = new Loaded(stamp, context);
+        }
+    }
+
+    private SslStreamCertificateContext? TryLoad(List<string> problems)
+    {
+        var pem = PemCertificate.Load(certificatePath, keyPath, problems);
+        if (pem is null) return null;
+        // offline: the chain is what the file holds; nothing is fetched (an air-gapped registry must start).
+        return SslStreamCertificateContext.Create(pem.Leaf, pem.Intermediates, offline: true);
+    }
+}
