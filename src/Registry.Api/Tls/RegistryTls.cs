@@ -18,17 +18,21 @@ internal static class RegistryTls
     /// <summary>
     /// When both files are configured: Kestrel's HTTPS on the listen addresses, with the certificate of
     /// <see cref="ServerCertificateSource"/>. The files are checked by <see cref="RegistryOptionsValidator"/> before
-    /// Kestrel binds, and loaded once when it binds.
+    /// Kestrel binds.
     /// </summary>
     public static void UseRegistryTls(this WebApplicationBuilder builder, RegistryOptions.TlsSettings tls)
     {
         if (!tls.Enabled) return;
         builder.WebHost.UseKestrelHttpsConfiguration();
+        // The first load builds the certificate's chain, which reads the whole system trust store (tens of ms): it
+        // runs while the host is built, and Kestrel waits for it when it binds. A failure here is reported by the
+        // options validator first, with every other problem.
+        var source = new ServerCertificateSource(tls.Certificate!, tls.Key!);
+        var loading = Task.Run(source.Load);
         builder.Services.AddSingleton(provider =>
         {
-            var source = new ServerCertificateSource(tls.Certificate!, tls.Key!,
-                provider.GetRequiredService<ILogger<ServerCertificateSource>>());
-            source.Load();
+            loading.GetAwaiter().GetResult();
+            source.Logger = provider.GetRequiredService<ILogger<ServerCertificateSource>>();
             return source;
         });
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https =>

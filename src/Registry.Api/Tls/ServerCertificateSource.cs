@@ -9,8 +9,11 @@ namespace Registry.Api.Tls;
 /// caught between writing the certificate and writing its key, is logged and the previous certificate stays in use
 /// until the files change again.
 /// </summary>
-internal sealed class ServerCertificateSource(string certificatePath, string keyPath, ILogger<ServerCertificateSource> logger)
+internal sealed class ServerCertificateSource(string certificatePath, string keyPath)
 {
+    /// <summary>Where renewals are logged (set once the host's logging exists; the first load happens before).</summary>
+    public ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+
     private readonly Lock _gate = new();
     private volatile Loaded? _loaded;
     private (FileStamp Certificate, FileStamp Key) _attempted;
@@ -47,12 +50,12 @@ internal sealed class ServerCertificateSource(string certificatePath, string key
                 var context = TryLoad(problems);
                 if (context is null)
                 {
-                    logger.LogWarning("The TLS certificate files changed but do not load; still serving {Subject}: {Problems}",
+                    Logger.LogWarning("The TLS certificate files changed but do not load; still serving {Subject}: {Problems}",
                         loaded.Context.TargetCertificate.Subject, string.Join(" ", problems));
                     return loaded.Context;
                 }
                 _loaded = new Loaded(stamp, context);
-                logger.LogInformation("Serving the renewed TLS certificate {Subject} (serial {Serial}, valid until {NotAfter:u})",
+                Logger.LogInformation("Serving the renewed TLS certificate {Subject} (serial {Serial}, valid until {NotAfter:u})",
                     context.TargetCertificate.Subject, context.TargetCertificate.SerialNumber, context.TargetCertificate.NotAfter.ToUniversalTime());
                 return context;
             }
