@@ -32,7 +32,7 @@ internal static class RegistryTls
         builder.Services.AddSingleton(provider =>
         {
             loading.GetAwaiter().GetResult();
-            source.Logger = provider.GetRequiredService<ILogger<ServerCertificateSource>>();
+            source.Started(provider.GetRequiredService<ILogger<ServerCertificateSource>>(), provider.GetRequiredService<TimeProvider>());
             return source;
         });
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https =>

@@ -1,4 +1,5 @@
 using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 
 namespace Registry.Api.Tls;
 
@@ -11,8 +12,8 @@ namespace Registry.Api.Tls;
 /// </summary>
 internal sealed class ServerCertificateSource(string certificatePath, string keyPath)
 {
-    /// <summary>Where renewals are logged (set once the host's logging exists; the first load happens before).</summary>
-    public ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+    private ILogger _logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+    private TimeProvider _time = TimeProvider.System;
 
     private readonly Lock _gate = new();
     private volatile Loaded? _loaded;
@@ -50,13 +51,12 @@ internal sealed class ServerCertificateSource(string certificatePath, string key
                 var context = TryLoad(problems);
                 if (context is null)
                 {
-                    Logger.LogWarning("The TLS certificate files changed but do not load; still serving {Subject}: {Problems}",
+                    _logger.LogWarning("The TLS certificate files changed but do not load; still serving {Subject}: {Problems}",
                         loaded.Context.TargetCertificate.Subject, string.Join(" ", problems));
                     return loaded.Context;
                 }
                 _loaded = new Loaded(stamp, context);
-                Logger.LogInformation("Serving the renewed TLS certificate {Subject} (serial {Serial}, valid until {NotAfter:u})",
-                    context.TargetCertificate.Subject, context.TargetCertificate.SerialNumber, context.TargetCertificate.NotAfter.ToUniversalTime());
+                LogServing("the renewed", context.TargetCertificate);
                 return context;
             }
         }
@@ -74,6 +74,26 @@ internal sealed class ServerCertificateSource(string certificatePath, string key
             _attempted = stamp;
             _loaded = new Loaded(stamp, context);
         }
+    }
+
+    /// <summary>From here on renewals are logged (the first load runs before the host's logging exists).</summary>
+    public void Started(ILogger<ServerCertificateSource> logger, TimeProvider time)
+    {
+        _logger = logger;
+        _time = time;
+        LogServing("the", _loaded?.Context.TargetCertificate ?? throw new InvalidOperationException("not loaded"));
+    }
+
+    private void LogServing(string which, X509Certificate2 certificate)
+    {
+        var now = _time.GetUtcNow().UtcDateTime;
+        var (from, until) = (certificate.NotBefore.ToUniversalTime(), certificate.NotAfter.ToUniversalTime());
+        _logger.LogInformation("HTTPS with {Which} certificate {Subject} (serial {Serial}, valid {NotBefore:u} to {NotAfter:u})",
+            which, certificate.Subject, certificate.SerialNumber, from, until);
+        if (now > until)
+            _logger.LogWarning("The TLS certificate {Subject} expired at {NotAfter:u}: clients will refuse it", certificate.Subject, until);
+        else if (now < from)
+            _logger.LogWarning("The TLS certificate {Subject} is not valid before {NotBefore:u}: clients will refuse it", certificate.Subject, from);
     }
 
     private SslStreamCertificateContext? TryLoad(List<string> problems)
