@@ -83,6 +83,16 @@ public sealed class HttpsTests(TlsRegistryFixture fixture) : IClassFixture<TlsRe
     }
 
     [Fact]
+    public async Task Discovery_points_at_documents_over_https()
+    {
+        var discovery = await fixture.Client.GetJsonAsync("v2/_oci/ext/discover");
+
+        var urls = discovery.GetProperty("extensions").EnumerateArray().Select(e => e.GetProperty("url").GetString()!).ToList();
+        urls.Should().NotBeEmpty().And.OnlyContain(url => url.StartsWith(fixture.Server.BaseAddress.GetLeftPart(UriPartial.Authority) + "/"));
+        (await fixture.Client.GetAsync(urls[0])).StatusCode.Should().Be(HttpStatusCode.OK);
+    }
+
+    [Fact]
     public async Task A_client_that_does_not_trust_the_ca_is_refused()
     {
         using var client = new HttpClient { BaseAddress = fixture.Server.BaseAddress };
