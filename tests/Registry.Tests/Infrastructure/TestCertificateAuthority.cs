@@ -44,9 +44,9 @@ public sealed class TestCertificateAuthority : IDisposable
     /// </summary>
     /// <param name="extendedKeyUsage">The certificate's extendedKeyUsage (serverAuth unless a test wants otherwise).</param>
     public async Task<ServerCertificateFiles> IssueServerCertificateAsync(bool viaIntermediate = false,
-        string extendedKeyUsage = "serverAuth", string? name = null)
+        string extendedKeyUsage = "serverAuth")
     {
-        var id = name ?? $"server{Interlocked.Increment(ref _issued)}";
+        var id = $"server{Interlocked.Increment(ref _issued)}";
         var signer = ("ca.crt", "ca.key");
         if (viaIntermediate)
         {
