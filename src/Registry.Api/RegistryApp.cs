@@ -33,6 +33,7 @@ public static class RegistryApp
         var tls = builder.Configuration.GetSection("Registry:Http:Tls").Get<RegistryOptions.TlsSettings>() ?? new();
         var urls = builder.Configuration["urls"];
         builder.WebHost.UseUrls(RegistryTls.ListenUrls(string.IsNullOrEmpty(urls) ? DefaultUrl : urls, tls.Enabled));
+        builder.UseRegistryTls(tls);
         var metadata = new EarlyMetadataStore(builder.Configuration);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -40,7 +41,6 @@ public static class RegistryApp
             // Blobs have no size limit; manifests are limited by their endpoint.
             kestrel.Limits.MaxRequestBodySize = null;
         });
-        builder.UseRegistryTls(tls);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         builder.Services.AddOptions<RegistryOptions>().Bind(builder.Configuration.GetSection(RegistryOptions.Section))
