@@ -60,6 +60,20 @@ public sealed class TlsSettingsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task One_file_holding_the_key_and_the_certificate_serves_for_both_settings()
+    {
+        var certificate = await _ca.IssueServerCertificateAsync();
+        var combined = _temp.Sub("combined.pem");
+        File.WriteAllText(combined, File.ReadAllText(certificate.KeyPath) + File.ReadAllText(certificate.CertificatePath));
+
+        await using var server = await RegistryServer.StartAsync(tls: _ca, certificate: new ServerCertificateFiles(combined, combined));
+        using var client = server.CreateClient();
+        var response = await client.GetAsync("v2/");
+
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+    }
+
+    [Fact]
     public async Task A_certificate_without_a_key_stops_start_up()
     {
         var certificate = await _ca.IssueServerCertificateAsync();
