@@ -24,7 +24,7 @@ internal static class RegistryTls
     {
         if (!tls.Enabled) return;
         builder.WebHost.UseKestrelHttpsConfiguration();
-        // The first load builds the certificate's chain, which reads the whole system trust store (tens of ms): it
+        // The first load builds the certificate's chain, which reads the whole system trust store (~100 ms): it
         // runs while the host is built, and Kestrel waits for it when it binds. A failure here is reported by the
         // options validator first, with every other problem.
         var source = new ServerCertificateSource(tls.Certificate!, tls.Key!);

@@ -22,21 +22,17 @@ public sealed class RegistryServer : IAsyncDisposable
     private readonly bool _ownsStorage;
 
     private RegistryServer(WebApplication? app, Uri baseAddress, string? storagePath, bool ownsStorage = false,
-        TestCertificateAuthority? authority = null, ServerCertificateFiles? certificate = null)
+        TestCertificateAuthority? authority = null)
     {
         _app = app;
         _ownsStorage = ownsStorage;
         BaseAddress = baseAddress;
         StoragePath = storagePath;
         Authority = authority;
-        Certificate = certificate;
     }
 
     /// <summary>The CA the server's certificate comes from, when it serves HTTPS.</summary>
     public TestCertificateAuthority? Authority { get; }
-
-    /// <summary>The certificate and key files the server was started with, when it serves HTTPS.</summary>
-    public ServerCertificateFiles? Certificate { get; }
 
     /// <summary>http://127.0.0.1:port/, or https://127.0.0.1:port/ with TLS.</summary>
     public Uri BaseAddress { get; }
@@ -89,8 +85,7 @@ public sealed class RegistryServer : IAsyncDisposable
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!
             .Addresses.First();
-        return new RegistryServer(app, new Uri(address.TrimEnd('/') + "/"), storagePath, ownsStorage, tls,
-            tls is null ? null : certificate);
+        return new RegistryServer(app, new Uri(address.TrimEnd('/') + "/"), storagePath, ownsStorage, tls);
     }
 
     /// <summary>A client of the server (HTTPS: trusting its CA); <paramref name="version"/> asks for exactly that HTTP version.</summary>
