@@ -3,7 +3,7 @@
 # validate against (docker-registry: distribution 2.8.2 whose storage the import tests read; docker-compose: the
 # compose examples are checked with `docker-compose config`; htpasswd from apache2-utils: the access-control tests
 # write their users with it; Prometheus: the metrics tests run `promtool check metrics` and a real `prometheus`
-# server) from Debian when any is missing.
+# server; openssl: the TLS tests' throw-away CA) from Debian when any is missing.
 # Idempotent: does nothing (no apt-get at all) when all are there. Needs root (or sudo) only to install.
 #
 # The tests run podman and buildah with the vfs storage driver in their own temp folders (root, runroot, tmpdir,
@@ -16,8 +16,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 declare -A package_of=([skopeo]=skopeo [podman]=podman [buildah]=buildah [umoci]=umoci
                         [docker-registry]=docker-registry [docker-compose]=docker-compose [htpasswd]=apache2-utils
-                        [promtool]=prometheus [prometheus]=prometheus)
-tools=(skopeo podman buildah umoci docker-registry docker-compose htpasswd promtool prometheus)
+                        [promtool]=prometheus [prometheus]=prometheus [openssl]=openssl)
+tools=(skopeo podman buildah umoci docker-registry docker-compose htpasswd promtool prometheus openssl)
 missing=()
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
@@ -55,4 +55,4 @@ fi
 
 echo "clients: $(skopeo --version); $(podman --version); $(buildah --version | cut -d' ' -f1-3); $(umoci --version);" \
   "$(docker-registry --version | cut -d' ' -f2-3); $(docker-compose version --short 2>/dev/null || echo docker-compose)" \
-  "$(prometheus --version 2>&1 | head -n 1)"
+  "$(prometheus --version 2>&1 | head -n 1); $(openssl version)"

@@ -12,6 +12,7 @@ using Registry.Api.Http;
 using Registry.Api.Manifests;
 using Registry.Api.Observability;
 using Registry.Api.Storage;
+using Registry.Api.Tls;
 using Registry.Storage;
 using Registry.Storage.Blobs;
 using Registry.Storage.Metadata;
@@ -44,9 +45,12 @@ public static class RegistryApp
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         // Before the metadata store exists: a registry:2 tree and no database means "import it first".
         var startupImport = new StartupImport.Plan(DistributionImport.PlanAtStartup(builder.Configuration));
+        var tls = builder.Configuration.GetSection("Registry:Http:Tls").Get<RegistryOptions.TlsSettings>() ?? new();
+        var configuredUrls = builder.Configuration["urls"];
+        var urls = RegistryTls.ListenUrls(string.IsNullOrEmpty(configuredUrls) ? DefaultUrl : configuredUrls, tls.Enabled);
+        builder.WebHost.UseUrls(urls);
+        builder.UseRegistryTls(tls);
         var metadata = new EarlyMetadataStore(builder.Configuration);
-        var urls = builder.Configuration["urls"];
-        if (string.IsNullOrEmpty(urls)) builder.WebHost.UseUrls(urls = DefaultUrl);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -58,7 +62,8 @@ public static class RegistryApp
 
         builder.Services.AddOptions<RegistryOptions>().Bind(builder.Configuration.GetSection(RegistryOptions.Section))
             .ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
+        builder.Services.AddSingleton<IValidateOptions<RegistryOptions>>(
+            provider => new RegistryOptionsValidator(provider.GetRequiredService<IConfiguration>()["urls"]));
         builder.Services.AddSingleton(distribution);
         builder.Services.AddSingleton<IValidateOptions<RegistryOptions>, DistributionSettingsValidator>();
         builder.Services.AddSingleton(TimeProvider.System);

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Registry.Api.Tls;
 
 namespace Registry.Api.Configuration;
 
@@ -63,8 +64,22 @@ public sealed class RegistryOptions
         public const string Json = "json";
     }
 
+    public sealed class TlsSettings
+    {
+        /// <summary>PEM file of the server certificate, optionally followed by its intermediate CA certificates.</summary>
+        public string? Certificate { get; set; }
+
+        /// <summary>PEM file of the certificate's private key (unencrypted).</summary>
+        public string? Key { get; set; }
+
+        /// <summary>Both files are set: every listen address serves HTTPS.</summary>
+        public bool Enabled => !string.IsNullOrWhiteSpace(Certificate) && !string.IsNullOrWhiteSpace(Key);
+    }
+
     public sealed class HttpSettings
     {
+        public TlsSettings Tls { get; set; } = new();
+
         /// <summary>
         /// The registry's URL as clients reach it (e.g. <c>https://registry.example.com</c> behind a proxy); absolute
         /// URLs the registry hands out (discovery document links) are built from it instead of the Host header.
@@ -127,7 +142,8 @@ public sealed class RegistryOptions
 }
 
 /// <summary>Checks the whole configuration at start-up and reports every problem at once.</summary>
-internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOptions>
+/// <param name="urls">The listen addresses (<c>urls</c>), checked against the TLS settings.</param>
+internal sealed class RegistryOptionsValidator(string? urls) : IValidateOptions<RegistryOptions>
 {
     public ValidateOptionsResult Validate(string? name, RegistryOptions options)
     {
@@ -158,6 +174,31 @@ internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOption
             errors.Add($"Registry:Logging:Format must be '{RegistryOptions.LogFormats.Text}' or '{RegistryOptions.LogFormats.Json}'.");
         foreach (var url in options.Metrics.UrlList.Where(url => RegistryOptions.MetricsSettings.PortOf(url) is null))
             errors.Add($"Registry:Metrics:Urls: '{url}' must be http://<host>:<port> with a port other than 0 (e.g. http://127.0.0.1:9090).");
+        ValidateTls(options.Http.Tls, errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private void ValidateTls(RegistryOptions.TlsSettings tls, List<string> errors)
+    {
+        var certificate = !string.IsNullOrWhiteSpace(tls.Certificate);
+        var key = !string.IsNullOrWhiteSpace(tls.Key);
+        if (certificate && key)
+        {
+            // Loaded as the server will load it, so every problem surfaces here rather than at the first handshake.
+            using var loaded = PemCertificate.Load(tls.Certificate!, tls.Key!, errors);
+            return;
+        }
+        if (certificate || key)
+        {
+            var (set, missing, path) = certificate
+                ? ("Registry:Http:Tls:Certificate", "Registry:Http:Tls:Key", tls.Certificate!)
+                : ("Registry:Http:Tls:Key", "Registry:Http:Tls:Certificate", tls.Key!);
+            errors.Add($"{set} is set but {missing} is not: HTTPS needs both the certificate and the key (PEM files).");
+            if (!File.Exists(path)) errors.Add($"{set}: '{path}' does not exist.");
+            return;
+        }
+        foreach (var url in (urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (url.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+                errors.Add($"urls: '{url}' asks for HTTPS, but no certificate is configured: set Registry:Http:Tls:Certificate and Registry:Http:Tls:Key.");
     }
 }

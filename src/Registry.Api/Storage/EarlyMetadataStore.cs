@@ -18,7 +18,7 @@ internal sealed class EarlyMetadataStore
     public EarlyMetadataStore(IConfiguration configuration)
     {
         var options = configuration.GetSection(RegistryOptions.Section).Get<RegistryOptions>() ?? new RegistryOptions();
-        if (new RegistryOptionsValidator().Validate(null, options).Failed) return;
+        if (new RegistryOptionsValidator(configuration["urls"]).Validate(null, options).Failed) return;
         _path = options.Storage.Path;
         _opening = Task.Run(() =>
         {

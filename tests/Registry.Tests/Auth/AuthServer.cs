@@ -26,7 +26,8 @@ internal sealed class AuthServer : IAsyncDisposable
 
     /// <param name="users">user → password, each added with <c>htpasswd -B -b</c>.</param>
     public static async Task<AuthServer> StartAsync(string mode, IReadOnlyDictionary<string, string> users,
-        IDictionary<string, string?>? settings = null, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
+        IDictionary<string, string?>? settings = null, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null,
+        TestCertificateAuthority? tls = null)
     {
         var folder = Directory.CreateTempSubdirectory("registry-auth-").FullName;
         var htpasswd = Path.Combine(folder, "htpasswd");
@@ -38,7 +39,7 @@ internal sealed class AuthServer : IAsyncDisposable
             ["Registry:Auth:Htpasswd:Path"] = htpasswd,
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) config[key] = value;
-        var server = await RegistryServer.StartAsync(config, services: services);
+        var server = await RegistryServer.StartAsync(config, services: services, tls: tls);
         return new AuthServer(server, folder);
     }
 

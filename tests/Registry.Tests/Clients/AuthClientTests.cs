@@ -4,14 +4,26 @@ using Registry.Tests.Infrastructure;
 namespace Registry.Tests.Clients;
 
 /// <summary>
-/// Real clients against each authentication mode: `skopeo login` and copies both ways, `podman login` with push and
-/// pull, buildah push, and a refused anonymous push. Credentials live in a per-test auth file.
+/// Real clients against each authentication mode, over HTTPS with TLS verification on (the throw-away CA trusted
+/// through <c>--cert-dir</c>, as containers/image clients do): `skopeo login` and copies both ways, `podman login`
+/// with push and pull and a read-only user refused, buildah push. Credentials live in a per-test auth file.
 /// </summary>
-public sealed class AuthClientTests : IDisposable
+public sealed class AuthClientTests : IAsyncLifetime
 {
     private readonly TempDir _temp = new();
+    private TestCertificateAuthority _ca = null!;
 
-    public void Dispose() => _temp.Dispose();
+    public async Task InitializeAsync() => _ca = await TestCertificateAuthority.CreateAsync();
+
+    public Task DisposeAsync()
+    {
+        _ca.Dispose();
+        _temp.Dispose();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>What each client is told about TLS: verify, trusting only the test CA.</summary>
+    private string[] Tls => ["--cert-dir", _ca.CertDir];
 
     private static readonly Dictionary<string, string?> Policy = new()
     {
@@ -23,8 +35,9 @@ public sealed class AuthClientTests : IDisposable
         ["Registry:Auth:Rules:1:Actions:0"] = "pull",
     };
 
-    private static Task<AuthServer> StartAsync(string mode) =>
-        AuthServer.StartAsync(mode, new Dictionary<string, string> { ["alice"] = "alice-pw", ["reader"] = "reader-pw" }, Policy);
+    private Task<AuthServer> StartAsync(string mode) =>
+        AuthServer.StartAsync(mode, new Dictionary<string, string> { ["alice"] = "alice-pw", ["reader"] = "reader-pw" }, Policy,
+            tls: _ca);
 
     [Theory]
     [InlineData("htpasswd")]
@@ -38,18 +51,19 @@ public sealed class AuthClientTests : IDisposable
         var layout = new OciLayoutBuilder(_temp.Sub("source"));
         var image = layout.AddImage("v1");
 
-        await skopeo.RunAsync("login", "--tls-verify=false", "--authfile", authfile, "-u", "alice", "-p", "alice-pw", host);
-        await skopeo.RunAsync("copy", "--dest-tls-verify=false", "--authfile", authfile,
+        await skopeo.RunAsync([.. "login".Split(), .. Tls, "--authfile", authfile, "-u", "alice", "-p", "alice-pw", host]);
+        await skopeo.RunAsync("copy", "--dest-cert-dir", _ca.CertDir, "--authfile", authfile,
             $"oci:{layout.Path}:v1", $"docker://{host}/team/app:v1");
         var back = _temp.Sub("back");
-        await skopeo.RunAsync("copy", "--src-tls-verify=false", "--authfile", authfile,
+        await skopeo.RunAsync("copy", "--src-cert-dir", _ca.CertDir, "--authfile", authfile,
             $"docker://{host}/team/app:v1", $"oci:{back}:v1");
 
         OciLayout.ShouldHoldImage(back, "v1", image);
-        var anonymous = await skopeo.TryRunAsync("copy", "--src-tls-verify=false", $"docker://{host}/team/app:v1", $"oci:{_temp.Sub("anon")}:v1");
+        var anonymous = await skopeo.TryRunAsync("copy", "--src-cert-dir", _ca.CertDir, $"docker://{host}/team/app:v1",
+            $"oci:{_temp.Sub("anon")}:v1");
         anonymous.ExitCode.Should().NotBe(0, "an anonymous pull of a private repository must fail");
-        var wrong = await skopeo.TryRunAsync("login", "--tls-verify=false", "--authfile", _temp.Sub("wrong.json"),
-            "-u", "alice", "-p", "wrong", host);
+        var wrong = await skopeo.TryRunAsync([.. "login".Split(), .. Tls, "--authfile", _temp.Sub("wrong.json"),
+            "-u", "alice", "-p", "wrong", host]);
         wrong.ExitCode.Should().NotBe(0, "a wrong password must not log in");
     }
 
@@ -67,14 +81,14 @@ public sealed class AuthClientTests : IDisposable
         var aliceAuth = storage.Sub("alice-auth.json");
         var readerAuth = storage.Sub("reader-auth.json");
 
-        await storage.PodmanAsync("login", "--tls-verify=false", "--authfile", aliceAuth, "-u", "alice", "-p", "alice-pw", host);
-        await storage.PodmanAsync("login", "--tls-verify=false", "--authfile", readerAuth, "-u", "reader", "-p", "reader-pw", host);
+        await storage.PodmanAsync(["login", .. Tls, "--authfile", aliceAuth, "-u", "alice", "-p", "alice-pw", host]);
+        await storage.PodmanAsync(["login", .. Tls, "--authfile", readerAuth, "-u", "reader", "-p", "reader-pw", host]);
         var id = (await storage.PodmanAsync(["pull", .. policy, $"oci:{layout.Path}:v1"])).Stdout.Trim().Split('\n')[^1];
-        await storage.PodmanAsync(["push", .. policy, "--tls-verify=false", "--authfile", aliceAuth, id, $"docker://{host}/team/app:v1"]);
-        var refused = await storage.TryPodmanAsync(["push", .. policy, "--tls-verify=false", "--authfile", readerAuth, id,
+        await storage.PodmanAsync(["push", .. policy, .. Tls, "--authfile", aliceAuth, id, $"docker://{host}/team/app:v1"]);
+        var refused = await storage.TryPodmanAsync(["push", .. policy, .. Tls, "--authfile", readerAuth, id,
             $"docker://{host}/team/app:reader"]);
         await storage.PodmanAsync("rmi", "--all", "--force");
-        var pulled = await storage.PodmanAsync(["pull", .. policy, "--tls-verify=false", "--authfile", readerAuth, $"{host}/team/app:v1"]);
+        var pulled = await storage.PodmanAsync(["pull", .. policy, .. Tls, "--authfile", readerAuth, $"{host}/team/app:v1"]);
 
         pulled.Stdout.Trim().Split('\n')[^1].Should().Be(image.Config.Hex);
         refused.ExitCode.Should().NotBe(0, "reader may pull only");
@@ -93,12 +107,12 @@ public sealed class AuthClientTests : IDisposable
         var policy = new[] { "--signature-policy", storage.PolicyPath };
         var authfile = storage.Sub("auth.json");
 
-        await storage.BuildahAsync("login", "--tls-verify=false", "--authfile", authfile, "-u", "alice", "-p", "alice-pw", host);
+        await storage.BuildahAsync(["login", .. Tls, "--authfile", authfile, "-u", "alice", "-p", "alice-pw", host]);
         var id = (await storage.BuildahAsync(["pull", .. policy, $"oci:{layout.Path}:v1"])).Stdout.Trim().Split('\n')[^1];
-        await storage.BuildahAsync(["push", .. policy, "--tls-verify=false", "--authfile", authfile, id, $"docker://{host}/team/built:v1"]);
+        await storage.BuildahAsync(["push", .. policy, .. Tls, "--authfile", authfile, id, $"docker://{host}/team/built:v1"]);
 
-        var raw = await new Skopeo(_temp.Path).RunAsync("inspect", "--tls-verify=false", "--authfile", authfile, "--config", "--raw",
-            $"docker://{host}/team/built:v1");
+        var raw = await new Skopeo(_temp.Path).RunAsync("inspect", "--cert-dir", _ca.CertDir, "--authfile", authfile,
+            "--config", "--raw", $"docker://{host}/team/built:v1");
         raw.StdoutBytes.Should().Equal(image.Config.Bytes);
     }
 }

@@ -13,23 +13,23 @@ public sealed record CliResult(string Command, int ExitCode, byte[] StdoutBytes,
         $"`{Command}` exited {ExitCode}\n--- stdout ---\n{Stdout}\n--- stderr ---\n{Stderr}";
 }
 
-/// <summary>Runs a real client (skopeo, podman, buildah, umoci) with a timeout and captures what it prints.</summary>
+/// <summary>Runs a real client (skopeo, podman, buildah, umoci, openssl) with a timeout and captures what it prints.</summary>
 public static class Cli
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(120);
 
     /// <summary>Runs the command and fails the test, with both outputs, unless it exits 0.</summary>
     public static async Task<CliResult> RunAsync(string program, IEnumerable<string> arguments,
-        TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null)
+        TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
     {
-        var result = await TryRunAsync(program, arguments, timeout, environment);
+        var result = await TryRunAsync(program, arguments, timeout, environment, workingDirectory);
         if (result.ExitCode != 0) throw new XunitException(result.ToString());
         return result;
     }
 
     /// <summary>Runs the command and returns whatever it did; fails the test only on a missing program or a timeout.</summary>
     public static async Task<CliResult> TryRunAsync(string program, IEnumerable<string> arguments,
-        TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null)
+        TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
     {
         var path = Require(program);
         var start = new ProcessStartInfo(path)
@@ -38,6 +38,7 @@ public static class Cli
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
         };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         if (environment is not null)
@@ -84,7 +85,7 @@ public static class Cli
 
     private static XunitException Missing(string program) => new(
         $"The real client '{program}' is not installed (not found on PATH). " +
-        "Run `bash .ci/install-clients.sh` as root (scripts/test.sh does) to install skopeo, podman, buildah, umoci and prometheus (promtool).");
+        "Run `bash .ci/install-clients.sh` as root (scripts/test.sh does) to install skopeo, podman, buildah, umoci, prometheus (promtool), apache2-utils (htpasswd), openssl, docker-registry and docker-compose.");
 
     private static string Quote(string argument) =>
         argument.Length > 0 && argument.All(c => char.IsLetterOrDigit(c) || "-_./:=@,+%".Contains(c))
