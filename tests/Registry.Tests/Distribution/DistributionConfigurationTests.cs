@@ -271,6 +271,24 @@ public class DistributionConfigurationTests
     }
 
     [Fact]
+    public async Task REGISTRY_HTTP_TLS_CERTIFICATE_and_KEY_serve_https_on_the_address()
+    {
+        using var ca = await TestCertificateAuthority.CreateAsync();
+        var files = await ca.IssueServerCertificateAsync();
+        await using var server = await RegistryServer.StartAsync(distributionEnvironment: new Dictionary<string, string?>
+        {
+            ["REGISTRY_HTTP_TLS_CERTIFICATE"] = files.CertificatePath,
+            ["REGISTRY_HTTP_TLS_KEY"] = files.KeyPath,
+        });
+        var address = server.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+            .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.Single();
+        using var client = new HttpClient(ca.CreateHandler()) { BaseAddress = new Uri(address.Replace("http://", "https://") + "/") };
+
+        address.Should().StartWith("https://", "registry:2's TLS variables make the listen address a TLS one");
+        (await client.GetAsync("v2/")).StatusCode.Should().Be(System.Net.HttpStatusCode.OK);
+    }
+
+    [Fact]
     public async Task REGISTRY_STORAGE_DELETE_ENABLED_false_makes_deletes_405_UNSUPPORTED()
     {
         await using var server = await RegistryServer.StartAsync(distributionEnvironment: new Dictionary<string, string?>
