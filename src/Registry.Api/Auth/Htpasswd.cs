@@ -21,7 +21,7 @@ internal sealed class HtpasswdUsers
     private readonly Lock _reload = new();
     private volatile IReadOnlyDictionary<string, string> _users = new Dictionary<string, string>();
     /// <summary>A bcrypt hash of a random password at the file's cost: unknown users cost as much as known ones.</summary>
-    private volatile string _dummyHash = "";
+    private volatile Lazy<string> _dummyHash = new(() => "");
     private (DateTime Written, long Length) _version;
     private long _nextCheck;
     private long _versionNumber;
@@ -47,7 +47,7 @@ internal sealed class HtpasswdUsers
         bool ok;
         try
         {
-            ok = BCrypt.Net.BCrypt.Verify(password, known ? hash! : _dummyHash) && known;
+            ok = BCrypt.Net.BCrypt.Verify(password, known ? hash! : _dummyHash.Value) && known;
         }
         catch (BCrypt.Net.SaltParseException)
         {
@@ -103,8 +103,10 @@ internal sealed class HtpasswdUsers
                 var version = (info.LastWriteTimeUtc, info.Length);
                 if (!force && version == _version) return;
                 var users = Parse(File.ReadAllLines(_path));
-                _dummyHash = BCrypt.Net.BCrypt.HashPassword(Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
-                    users.Values.Select(Cost).FirstOrDefault(10));
+                // Made when an unknown user first tries, not at start-up (a bcrypt hash costs milliseconds).
+                var cost = users.Values.Select(Cost).FirstOrDefault(10);
+                _dummyHash = new Lazy<string>(() =>
+                    BCrypt.Net.BCrypt.HashPassword(Convert.ToHexString(RandomNumberGenerator.GetBytes(16)), cost));
                 _users = users;
                 _version = version;
                 _verified.Clear();
