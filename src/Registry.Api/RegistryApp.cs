@@ -78,7 +78,8 @@ public static class RegistryApp
             provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
         services.AddSingleton(provider =>
             metadata.Take(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path)
-            ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
+            ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath,
+                durable: provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
         services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
         return services;
     }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
+using Registry.Storage.Durability;
 using Registry.Storage.Model;
 
 namespace Registry.Storage.Metadata;
@@ -10,9 +11,16 @@ namespace Registry.Storage.Metadata;
 /// process killed at any instant leaves either the whole change or none of it. Writes are serialised in-process
 /// (SQLite has one writer anyway) so that they queue instead of spinning on SQLITE_BUSY.
 /// </summary>
-public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
+public sealed partial class SqliteMetadataStore : IMetadataStore, IDisposable
 {
-    private const string Schema = """
+    /// <summary>
+    /// The schema as versions: migration i (1-based) brings a database from <c>PRAGMA user_version</c> i-1 to i, in
+    /// one transaction with the version bump. Never edit a released step; add one. Version 1 is the schema from before
+    /// versioning (user_version 0), written with IF NOT EXISTS so it also applies to such a database unchanged.
+    /// </summary>
+    internal static readonly string[] Migrations =
+    [
+        """
         CREATE TABLE IF NOT EXISTS repositories (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
@@ -68,7 +76,27 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
             media_type TEXT,
             size INTEGER);
         CREATE INDEX IF NOT EXISTS events_by_time ON events(at);
-        """;
+        """,
+        // 2: garbage collection. A tombstone names a blob whose row is gone and whose file is being deleted (a crash
+        // leaves it for the next start to finish); gc_runs keeps every run's report.
+        """
+        CREATE TABLE gc_tombstones (
+            digest TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE gc_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            dry_run INTEGER NOT NULL,
+            trigger TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            status TEXT NOT NULL,
+            report TEXT);
+        """,
+    ];
+
+    /// <summary>The schema version this code writes.</summary>
+    public static int SchemaVersion => Migrations.Length;
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -78,12 +106,24 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     private Prepared? _writer;
     private readonly TagListCache _tagLists;
     private TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>fsyncs the WAL after commits (grouped), when the store is durable against power loss.</summary>
+    private readonly GroupSync? _walSync;
 
-    /// <param name="databasePath">The database file; created with its schema when missing.</param>
+    /// <param name="databasePath">The database file; created with its schema when missing, migrated when older.</param>
     /// <param name="tagCacheCapacity">How many tag names (over all repositories) the tag list cache may hold.</param>
-    public SqliteMetadataStore(string databasePath, int tagCacheCapacity = 100_000)
+    /// <param name="durable">
+    /// A write returns only once its commit is on disk (survives power loss): the WAL is fsynced after the commit,
+    /// outside the write lock, so concurrent writers share one fsync. Without it a commit survives a killed process
+    /// (the OS holds the WAL pages) but not a power loss.
+    /// </param>
+    public SqliteMetadataStore(string databasePath, int tagCacheCapacity = 100_000, bool durable = true)
     {
         _tagLists = new TagListCache(tagCacheCapacity);
+        if (durable)
+        {
+            var wal = databasePath + "-wal";
+            _walSync = new GroupSync(() => FileSync.SyncFile(wal));
+        }
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = databasePath,
@@ -94,7 +134,31 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
         }.ToString();
         using var connection = Open();
         Execute(connection, "PRAGMA journal_mode=WAL;");
-        Execute(connection, Schema);
+        Migrate(connection);
+        if (durable)
+        {
+            // The database file and its WAL exist now: make their directory entries durable too.
+            FileSync.SyncFolder(Path.GetDirectoryName(Path.GetFullPath(databasePath))!);
+        }
+    }
+
+    /// <summary>Applies the migrations the database lacks, in order, each in one transaction with its version.</summary>
+    private static void Migrate(SqliteConnection connection)
+    {
+        using var read = Command(connection, "PRAGMA user_version");
+        var version = (int)(long)read.ExecuteScalar()!;
+        if (version > Migrations.Length)
+            throw new InvalidOperationException(
+                $"the metadata database has schema version {version}, newer than this registry's {Migrations.Length}; " +
+                "run the newer registry or restore a backup");
+        for (var next = version; next < Migrations.Length; next++)
+        {
+            using var tx = connection.BeginTransaction(deferred: false);
+            using (var step = Command(connection, Migrations[next], tx)) step.ExecuteNonQuery();
+            // PRAGMA takes no parameters; the value is our own integer.
+            using (var bump = Command(connection, $"PRAGMA user_version = {next + 1}", tx)) bump.ExecuteNonQuery();
+            tx.Commit();
+        }
     }
 
     public void Dispose()
@@ -112,7 +176,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        // Durable against a killed process (the WAL is in the OS page cache); fsync at checkpoints.
+        // NORMAL: a commit does not fsync the WAL itself; WriteAsync does (grouped) when the store is durable. SQLite
+        // still fsyncs at checkpoints, so the database is never corrupt, whatever the setting.
         Execute(connection, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;");
         return connection;
     }
@@ -185,6 +250,15 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
     /// </summary>
     private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null)
     {
+        var (result, committed) = await CommitAsync(work, ct, tagsOf);
+        // Outside the lock: the next writers commit while this fsync runs, and share the next one.
+        if (committed && _walSync is not null) await _walSync.SyncAsync();
+        return result;
+    }
+
+    private async ValueTask<(T Result, bool Committed)> CommitAsync<T>(Func<Prepared, T> work, CancellationToken ct,
+        RepositoryName? tagsOf)
+    {
         await _writeLock.WaitAsync(ct);
         try
         {
@@ -201,12 +275,12 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDisposable
                 db.Transaction = null;
             }
             // work may have rolled back (nothing to keep); a completed transaction has no connection.
-            if (tx.Connection is null) return result;
+            if (tx.Connection is null) return (result, false);
             tx.Commit();
             if (tagsOf is { } repository) _tagLists.Invalidate(repository.Value);
             Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
                 .TrySetResult();
-            return result;
+            return (result, true);
         }
         finally
         {
