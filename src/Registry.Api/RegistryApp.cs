@@ -5,12 +5,14 @@ using Registry.Api.Extensions.Events;
 using Registry.Api.Extensions.Framework;
 using Registry.Api.Extensions.Oci;
 using Registry.Api.Extensions.Search;
+using Registry.Api.Extensions.Storage;
 using Registry.Api.Extensions.TagDetails;
 using Registry.Api.Http;
 using Registry.Api.Manifests;
 using Registry.Api.Storage;
 using Registry.Storage;
 using Registry.Storage.Blobs;
+using Registry.Storage.Gc;
 using Registry.Storage.Metadata;
 
 namespace Registry.Api;
@@ -54,6 +56,7 @@ public static class RegistryApp
         builder.AddExtension<SearchExtension>();
         builder.AddExtension<TagDetailsExtension>();
         builder.AddExtension<EventsExtension>();
+        builder.AddExtension<StorageExtension>();
         builder.Services.AddSingleton<StorageJanitor>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<StorageJanitor>());
         services?.Invoke(builder.Services);
@@ -81,6 +84,11 @@ public static class RegistryApp
             ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath,
                 durable: provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
         services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<IGarbageCollectionStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<IStorageUsage>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<BlobPins>();
+        services.AddSingleton<GarbageCollector>();
+        services.AddSingleton<GcRunner>();
         return services;
     }
 }

@@ -12,6 +12,7 @@ namespace Registry.Storage;
 ///   blobs/sha512/&lt;2 hex&gt;/&lt;hex&gt;
 ///   uploads/&lt;upload id&gt;              bytes received so far for one upload session
 ///   tmp/                            manifests being published (written, flushed, then renamed into blobs/)
+///   registry.lock                   held (shared) by every server on this storage; the offline `gc` needs it alone
 /// </code>
 /// </summary>
 public sealed class StorageLayout
@@ -23,6 +24,7 @@ public sealed class StorageLayout
         UploadsRoot = Path.Combine(Root, "uploads");
         TempRoot = Path.Combine(Root, "tmp");
         DatabasePath = Path.Combine(Root, "metadata.db");
+        LockPath = Path.Combine(Root, "registry.lock");
     }
 
     public string Root { get; }
@@ -30,6 +32,25 @@ public sealed class StorageLayout
     public string UploadsRoot { get; }
     public string TempRoot { get; }
     public string DatabasePath { get; }
+    public string LockPath { get; }
+
+    /// <summary>
+    /// Locks the storage: shared by every server on it, exclusive for an offline garbage collection. Null when the
+    /// other kind is held (a server runs, or an offline collection does). Dispose to release.
+    /// </summary>
+    public FileStream? TryLock(bool exclusive)
+    {
+        if (!File.Exists(LockPath)) File.WriteAllBytes(LockPath, []);
+        try
+        {
+            // .NET on Unix: FileShare.None takes flock(LOCK_EX), a shared read takes flock(LOCK_SH).
+            return new FileStream(LockPath, FileMode.Open, FileAccess.Read, exclusive ? FileShare.None : FileShare.ReadWrite);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     public string BlobPath(Digest digest) =>
         Path.Combine(BlobsRoot, digest.AlgorithmName, digest.Hex[..2], digest.Hex);

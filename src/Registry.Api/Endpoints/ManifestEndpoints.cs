@@ -84,6 +84,8 @@ internal static class ManifestEndpoints
         if (reference.Digest is { } expected && expected != digest)
             return new RegistryError(ErrorCode.DigestInvalid, $"manifest digest is {digest}, not {expected}");
 
+        // Pinned from publishing the bytes to the committed row, so garbage collection cannot sweep them in between.
+        using var pin = await services.Pins.PinAsync(digest, ct);
         await EnsureEmptyConfigAsync(name, parsed, services, ct);
         if (await services.Metadata.FindMissingReferenceAsync(name, parsed.References, ct) is { } missing)
             return new RegistryError(ErrorCode.ManifestBlobUnknown, missing.ToString());
@@ -111,6 +113,7 @@ internal static class ManifestEndpoints
         RegistryServices services, CancellationToken ct)
     {
         if (!manifest.References.Any(r => r.Kind == ReferenceKind.Blob && r.Target == MediaTypes.EmptyJsonDigest)) return;
+        using var pin = await services.Pins.PinAsync(MediaTypes.EmptyJsonDigest, ct);
         if (await services.Metadata.GetLinkedBlobSizeAsync(name, MediaTypes.EmptyJsonDigest, ct) is not null) return;
         await services.Blobs.PutAsync(MediaTypes.EmptyJsonDigest, MediaTypes.EmptyJson, ct);
         await services.Metadata.LinkBlobAsync(name, MediaTypes.EmptyJsonDigest, MediaTypes.EmptyJson.Length,

@@ -388,4 +388,58 @@ public sealed class FileSystemBlobStore : IBlobStore
             if (Digest.TryParse($"{Path.GetFileName(algorithmDir)}:{Path.GetFileName(file)}", out var digest))
                 yield return digest;
     }
+
+    public DateTimeOffset? WrittenAt(Digest digest)
+    {
+        var info = new FileInfo(_layout.BlobPath(digest));
+        return info.Exists ? info.LastWriteTimeUtc : null;
+    }
+
+    public ValueTask<long?> DeleteAsync(Digest digest, CancellationToken ct)
+    {
+        var info = new FileInfo(_layout.BlobPath(digest));
+        if (!info.Exists) return ValueTask.FromResult<long?>(null);
+        var length = info.Length;
+        try
+        {
+            info.Delete();
+        }
+        catch (FileNotFoundException)
+        {
+            return ValueTask.FromResult<long?>(null);
+        }
+        return ValueTask.FromResult<long?>(length);
+    }
+
+    public IReadOnlyList<UploadId> ListUploadsWrittenBefore(DateTimeOffset before)
+    {
+        var ids = new List<UploadId>();
+        if (!Directory.Exists(_layout.UploadsRoot)) return ids;
+        foreach (var file in new DirectoryInfo(_layout.UploadsRoot).EnumerateFiles())
+            if (file.LastWriteTimeUtc < before && UploadId.TryParse(file.Name, out var id)) ids.Add(id);
+        return ids;
+    }
+
+    public (int Files, long Bytes) PurgeTemp(DateTimeOffset before)
+    {
+        int files = 0;
+        long bytes = 0;
+        if (!Directory.Exists(_layout.TempRoot)) return (0, 0);
+        foreach (var file in new DirectoryInfo(_layout.TempRoot).EnumerateFiles())
+        {
+            if (file.LastWriteTimeUtc >= before) continue;
+            try
+            {
+                var length = file.Length;
+                file.Delete();
+                files++;
+                bytes += length;
+            }
+            catch (IOException)
+            {
+                // Gone already, or in use: the next run sees it again.
+            }
+        }
+        return (files, bytes);
+    }
 }

@@ -19,7 +19,8 @@ public interface IMetadataStore
     ValueTask<long?> GetBlobSizeAsync(Digest digest, CancellationToken ct);
 
     /// <summary>Records the blob (whose content MUST already be published) and links it to the repository,
-    /// creating the repository if needed. Linking twice is success.</summary>
+    /// creating the repository if needed. Linking twice is success, and restarts the link's garbage collection grace
+    /// period (a blob pushed again is as new as a blob pushed for the first time).</summary>
     ValueTask LinkBlobAsync(RepositoryName repository, Digest digest, long size, DateTimeOffset now, CancellationToken ct);
 
     /// <summary>Removes the repository's link to the blob; the content stays for other repositories.</summary>

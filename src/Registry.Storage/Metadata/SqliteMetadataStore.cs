@@ -92,6 +92,8 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDisposable
             finished_at INTEGER,
             status TEXT NOT NULL,
             report TEXT);
+        CREATE INDEX manifests_by_digest ON manifests(digest);
+        CREATE INDEX manifest_references_by_target ON manifest_references(target);
         """,
     ];
 
@@ -373,7 +375,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDisposable
             EnsureBlob(db, digest, size, ms);
             var command = db.Command("""
                 INSERT INTO repository_blobs(repository_id, digest, linked_at) VALUES ($repo, $digest, $now)
-                ON CONFLICT DO NOTHING
+                ON CONFLICT DO UPDATE SET linked_at = max(linked_at, excluded.linked_at)
                 """);
             command.Parameters.AddWithValue("$repo", repositoryId);
             command.Parameters.AddWithValue("$digest", digest.ToString());
