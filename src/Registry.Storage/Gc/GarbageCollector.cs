@@ -33,39 +33,51 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
 
         var repositories = await store.ListAllRepositoriesAsync(ct);
         report.Repositories = repositories.Count;
+        var untaggedBefore = settings.UntaggedAfter is { } after ? now - after : (DateTimeOffset?)null;
+        var deletedTags = new Dictionary<RepositoryName, IReadOnlyCollection<Tag>>();
         foreach (var repository in repositories)
         {
             var tags = CleanupPolicy.TagsToDelete(settings.Policies, repository,
                 await store.ListTagRecordsAsync(repository, ct), now);
+            if (dryRun) deletedTags[repository] = tags.Select(t => t.Name).ToList();
             foreach (var tag in tags)
             {
                 if (!dryRun && !await metadata.DeleteTagAsync(repository, tag.Name, time.GetUtcNow(), ct)) continue;
                 report.SweptTags++;
                 report.Add($"tag {repository}:{tag.Name}");
             }
+            if (dryRun) continue;
 
-            var untaggedBefore = settings.UntaggedAfter is { } after ? now - after : (DateTimeOffset?)null;
-            var (reachable, unreachable) = await store.MarkManifestsAsync(repository, untaggedBefore,
-                dryRun ? tags.Select(t => t.Name).ToList() : [], ct);
-            report.MarkedManifests += reachable;
-            var manifests = dryRun || untaggedBefore is null
+            var (reachable, unreachable) = await store.MarkManifestsAsync(repository, untaggedBefore, [], ct);
+            var manifests = untaggedBefore is null
                 ? unreachable
                 : await store.SweepManifestsAsync(repository, untaggedBefore.Value, unreachable, time.GetUtcNow(), ct);
-            report.MarkedManifests += unreachable.Count - manifests.Count;
-            foreach (var digest in manifests)
-            {
-                report.SweptManifests++;
-                report.Add($"manifest {repository}@{digest}");
-            }
-
-            foreach (var digest in await store.SweepLinksAsync(repository, linkedBefore, dryRun, ct))
-            {
-                report.SweptLinks++;
-                report.Add($"link {repository}@{digest}");
-            }
+            report.MarkedManifests += reachable + unreachable.Count - manifests.Count;
+            foreach (var digest in manifests) Swept(report, "manifest", repository, digest);
+            foreach (var digest in await store.SweepLinksAsync(repository, linkedBefore, dryRun: false, ct))
+                Swept(report, "link", repository, digest);
         }
 
-        await SweepBlobsAsync(report, dryRun, ct);
+        if (dryRun)
+        {
+            var plan = await store.PlanAsync(deletedTags, untaggedBefore, linkedBefore, ct);
+            foreach (var repository in plan.Repositories)
+            {
+                report.MarkedManifests += repository.ReachableManifests;
+                foreach (var digest in repository.Manifests) Swept(report, "manifest", repository.Repository, digest);
+                foreach (var digest in repository.Links) Swept(report, "link", repository.Repository, digest);
+            }
+            foreach (var blob in plan.Blobs)
+            {
+                report.SweptBlobs++;
+                report.BytesReclaimed += blob.Size;
+                report.Add($"blob {blob.Digest}");
+            }
+        }
+        else
+        {
+            await SweepBlobsAsync(report, ct);
+        }
         await SweepOrphanFilesAsync(report, linkedBefore, dryRun, ct);
         await SweepUploadsAsync(report, now - settings.UploadExpiry, linkedBefore, dryRun, ct);
         report.MarkedBlobs = (await store.ListRecordedDigestsAsync(ct)).Count - (dryRun ? report.SweptBlobs : 0);
@@ -73,19 +85,16 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
         return report;
     }
 
-    private async Task SweepBlobsAsync(GcReport report, bool dryRun, CancellationToken ct)
+    private static void Swept(GcReport report, string kind, RepositoryName repository, Digest digest)
+    {
+        if (kind == "manifest") report.SweptManifests++;
+        else report.SweptLinks++;
+        report.Add($"{kind} {repository}@{digest}");
+    }
+
+    private async Task SweepBlobsAsync(GcReport report, CancellationToken ct)
     {
         var candidates = await store.ListUnreferencedBlobsAsync(ct);
-        if (dryRun)
-        {
-            foreach (var blob in candidates)
-            {
-                report.SweptBlobs++;
-                report.BytesReclaimed += blob.Size;
-                report.Add($"blob {blob.Digest}");
-            }
-            return;
-        }
         foreach (var batch in candidates.Select(b => b.Digest).Chunk(BlobBatch))
         {
             var taken = pins.BeginSweep(batch);

@@ -8,6 +8,12 @@ public sealed record TagRecord(Tag Name, Digest Digest, DateTimeOffset UpdatedAt
 /// <summary>A blob the metadata records, with its size.</summary>
 public readonly record struct BlobRecord(Digest Digest, long Size);
 
+/// <summary>What a dry run found: per repository its reachable manifest count and what would go, then the blobs.</summary>
+public sealed record GcPlan(IReadOnlyList<RepositoryPlan> Repositories, IReadOnlyList<BlobRecord> Blobs);
+
+public sealed record RepositoryPlan(RepositoryName Repository, int ReachableManifests, IReadOnlyList<Digest> Manifests,
+    IReadOnlyList<Digest> Links);
+
 /// <summary>A garbage collection run as kept in the metadata: its report is JSON, null while it runs.</summary>
 public sealed record GcRunRecord(long Id, bool DryRun, string Trigger, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt,
     string Status, string? ReportJson);
@@ -55,6 +61,15 @@ public interface IGarbageCollectionStore
     /// </summary>
     ValueTask<IReadOnlyList<Digest>> SweepLinksAsync(RepositoryName repository, DateTimeOffset linkedBefore, bool dryRun,
         CancellationToken ct);
+
+    /// <summary>
+    /// What a run would delete after the tags in <paramref name="deletedTags"/> were deleted, decided on one consistent
+    /// snapshot and changing nothing: per repository the unreachable manifests (only with
+    /// <paramref name="untaggedBefore"/>) and the links no remaining manifest references; then the blobs nothing would
+    /// link or reference any more.
+    /// </summary>
+    ValueTask<GcPlan> PlanAsync(IReadOnlyDictionary<RepositoryName, IReadOnlyCollection<Tag>> deletedTags,
+        DateTimeOffset? untaggedBefore, DateTimeOffset linkedBefore, CancellationToken ct);
 
     /// <summary>Blobs that no repository links and no manifest is or references.</summary>
     ValueTask<IReadOnlyList<BlobRecord>> ListUnreferencedBlobsAsync(CancellationToken ct);

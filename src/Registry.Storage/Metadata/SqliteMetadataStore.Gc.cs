@@ -120,6 +120,65 @@ public sealed partial class SqliteMetadataStore : IGarbageCollectionStore
             return deleted;
         }, ct, tagsOf: repository);
 
+    public ValueTask<GcPlan> PlanAsync(IReadOnlyDictionary<RepositoryName, IReadOnlyCollection<Tag>> deletedTags,
+        DateTimeOffset? untaggedBefore, DateTimeOffset linkedBefore, CancellationToken ct)
+    {
+        // One read transaction (one snapshot) on a connection of its own; the plan lives in its temp tables, which a
+        // reader may write without taking the database's write lock.
+        using var connection = Open();
+        using var tx = connection.BeginTransaction(deferred: true);
+        Execute(connection, """
+            CREATE TEMP TABLE gone_manifests(repository_id INTEGER, digest TEXT, PRIMARY KEY (repository_id, digest));
+            CREATE TEMP TABLE gone_links(repository_id INTEGER, digest TEXT, PRIMARY KEY (repository_id, digest));
+            """, tx);
+        var db = new Prepared(connection) { Transaction = tx };
+        var plans = new List<RepositoryPlan>();
+        var repositories = new List<(long Id, RepositoryName Name)>();
+        using (var names = Command(connection, "SELECT id, name FROM repositories ORDER BY name", tx))
+        using (var reader = names.ExecuteReader())
+            while (reader.Read())
+                if (RepositoryName.TryParse(reader.GetString(1), out var name)) repositories.Add((reader.GetInt64(0), name));
+        foreach (var (id, name) in repositories)
+        {
+            var (reachable, unreachable) = Mark(db, id, untaggedBefore is { } before ? Ms(before) : long.MinValue,
+                deletedTags.TryGetValue(name, out var tags) ? tags : []);
+            foreach (var digest in unreachable)
+            {
+                using var insert = Command(connection, "INSERT INTO gone_manifests VALUES ($repo, $digest)", tx);
+                insert.Parameters.AddWithValue("$repo", id);
+                insert.Parameters.AddWithValue("$digest", digest.ToString());
+                insert.ExecuteNonQuery();
+            }
+            using var links = Command(connection, """
+                INSERT INTO gone_links
+                SELECT repository_id, digest FROM repository_blobs rb
+                WHERE repository_id = $repo AND linked_at < $before
+                  AND digest NOT IN (SELECT mr.target FROM manifest_references mr
+                                     WHERE mr.repository_id = $repo AND mr.kind = 0
+                                       AND mr.manifest NOT IN (SELECT digest FROM gone_manifests WHERE repository_id = $repo))
+                RETURNING digest
+                """, tx);
+            links.Parameters.AddWithValue("$repo", id);
+            links.Parameters.AddWithValue("$before", Ms(linkedBefore));
+            plans.Add(new RepositoryPlan(name, reachable, unreachable, ReadDigests(links)));
+        }
+        var blobs = new List<BlobRecord>();
+        using (var select = Command(connection, """
+            SELECT b.digest, b.size FROM blobs b
+            WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest
+                                AND NOT EXISTS (SELECT 1 FROM gone_links g WHERE g.repository_id = rb.repository_id AND g.digest = rb.digest))
+              AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest
+                                AND NOT EXISTS (SELECT 1 FROM gone_manifests g WHERE g.repository_id = m.repository_id AND g.digest = m.digest))
+              AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.target = b.digest
+                                AND NOT EXISTS (SELECT 1 FROM gone_manifests g WHERE g.repository_id = mr.repository_id AND g.digest = mr.manifest))
+            ORDER BY b.digest
+            """, tx))
+        using (var reader = select.ExecuteReader())
+            while (reader.Read()) blobs.Add(new BlobRecord(Digest.Parse(reader.GetString(0)), reader.GetInt64(1)));
+        tx.Rollback();
+        return ValueTask.FromResult(new GcPlan(plans, blobs));
+    }
+
     public async ValueTask<IReadOnlyList<Digest>> SweepLinksAsync(RepositoryName repository, DateTimeOffset linkedBefore,
         bool dryRun, CancellationToken ct)
     {

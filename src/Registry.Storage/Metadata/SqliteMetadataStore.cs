@@ -231,10 +231,11 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDisposable
         }
     }
 
-    private static void Execute(SqliteConnection connection, string sql)
+    private static void Execute(SqliteConnection connection, string sql, SqliteTransaction? tx = null)
     {
         using var command = connection.CreateCommand();
         command.CommandText = sql;
+        command.Transaction = tx;
         command.ExecuteNonQuery();
     }
 
