@@ -14,8 +14,8 @@ public sealed record GcSettings(TimeSpan GracePeriod, TimeSpan? UntaggedAfter, I
 /// reachable (only with <see cref="GcSettings.UntaggedAfter"/>); links older than the grace period that no manifest of
 /// the repository references. Then, registry-wide: blobs no repository links and no manifest is or references
 /// (tombstoned in the metadata transaction that decides, files deleted after it commits, tombstones cleared); files
-/// the metadata never recorded, older than the grace period; expired upload sessions, upload files without a session
-/// and temporary files older than the grace period. Nothing here pauses pushes or pulls: each deciding transaction is
+/// the metadata never recorded, older than the grace period; expired upload sessions, and upload files without a
+/// session and temporary files older than the upload expiry (before that they may be writes in flight). Nothing here pauses pushes or pulls: each deciding transaction is
 /// as short as one repository's (or one batch of blobs'), and <see cref="BlobPins"/> keeps pushes of a digest and its
 /// sweep apart. The caller runs one collection at a time.
 /// </summary>
@@ -79,7 +79,8 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
             await SweepBlobsAsync(report, ct);
         }
         await SweepOrphanFilesAsync(report, linkedBefore, dryRun, ct);
-        await SweepUploadsAsync(report, now - settings.UploadExpiry, linkedBefore, dryRun, ct);
+        // Temporary and session-less upload files are in-flight writes until they are as old as a session may get.
+        await SweepUploadsAsync(report, now - settings.UploadExpiry, now - settings.UploadExpiry, dryRun, ct);
         report.MarkedBlobs = (await store.ListRecordedDigestsAsync(ct)).Count - (dryRun ? report.SweptBlobs : 0);
         report.Duration = clock.Elapsed;
         return report;
