@@ -9,7 +9,7 @@ namespace Registry.Api.Extensions.Search;
 /// <summary>
 /// <c>GET /v2/_registry/search/repositories</c>: repositories by name substring (<c>q</c>) or prefix (<c>prefix</c>),
 /// optionally only those holding a manifest of an <c>artifactType</c> or <c>mediaType</c>; each hit with its tag
-/// count, deduplicated size and last push time. Paginated like the tags list. Doc: docs/extensions/_registry/search.md.
+/// count, deduplicated size (and of it the bytes no other repository holds, and the bytes shared) and last push time. Paginated like the tags list. Doc: docs/extensions/_registry/search.md.
 /// </summary>
 internal sealed class SearchExtension : RegistryExtension
 {
@@ -26,11 +26,11 @@ internal sealed class SearchExtension : RegistryExtension
 
     private sealed record Hit(string Name, long TagCount, long Size, DateTimeOffset? LastPushed);
 
-    private static Task<IResult> SearchAsync(ExtensionRequest request)
+    private static async Task<IResult> SearchAsync(ExtensionRequest request)
     {
         var http = request.Http.Request;
         if (!Responses.TryReadPagination(http, request.Services.Options.Pagination.MaxPageSize, out var n, out var last))
-            return Task.FromResult<IResult>(new RegistryError(ErrorCode.PaginationInvalid));
+            return new RegistryError(ErrorCode.PaginationInvalid);
         var q = http.Query["q"].FirstOrDefault()?.ToLowerInvariant();
         var prefix = http.Query["prefix"].FirstOrDefault()?.ToLowerInvariant();
         var artifactType = http.Query["artifactType"].FirstOrDefault();
@@ -72,8 +72,10 @@ internal sealed class SearchExtension : RegistryExtension
         }
         var more = hits.Count > n;
         if (more) hits.RemoveAt(hits.Count - 1);
+        var usage = await request.RequestServices.GetRequiredService<IStorageUsage>()
+            .GetRepositoryUsageAsync(hits.Select(h => h.Name).ToList(), request.Aborted);
 
-        return Task.FromResult(Responses.Json(writer =>
+        return Responses.Json(writer =>
         {
             writer.WriteStartObject();
             writer.WriteStartArray("repositories");
@@ -83,6 +85,9 @@ internal sealed class SearchExtension : RegistryExtension
                 writer.WriteString("name", hit.Name);
                 writer.WriteNumber("tagCount", hit.TagCount);
                 writer.WriteNumber("size", hit.Size);
+                var bytes = usage.GetValueOrDefault(hit.Name);
+                writer.WriteNumber("uniqueSize", bytes?.UniqueBytes ?? 0);
+                writer.WriteNumber("sharedSize", bytes?.SharedBytes ?? 0);
                 if (hit.LastPushed is { } pushed) writer.WriteString("lastPushed", pushed);
                 else writer.WriteNull("lastPushed");
                 writer.WriteEndObject();
@@ -94,7 +99,7 @@ internal sealed class SearchExtension : RegistryExtension
             if (more)
                 Responses.NextLink(response, "/v2/_registry/search/repositories", n, hits[^1].Name, ("q", q),
                     ("prefix", prefix), ("artifactType", artifactType), ("mediaType", mediaType));
-        }));
+        });
     }
 
     private static void Add(SqliteCommand command, string name, string? value) =>
