@@ -105,14 +105,22 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
                 // The decision: still unreferenced, in the transaction that removes the row and writes the tombstone.
                 var tombstoned = await store.TombstoneBlobsAsync(taken, time.GetUtcNow(), ct);
                 var gone = new List<Digest>(tombstoned.Count);
-                foreach (var blob in tombstoned)
+                try
                 {
-                    report.BytesReclaimed += await blobs.DeleteAsync(blob.Digest, CancellationToken.None) ?? 0;
-                    report.SweptBlobs++;
-                    report.Add($"blob {blob.Digest}");
-                    gone.Add(blob.Digest);
+                    foreach (var blob in tombstoned)
+                    {
+                        report.BytesReclaimed += await blobs.DeleteAsync(blob.Digest, CancellationToken.None) ?? 0;
+                        report.SweptBlobs++;
+                        report.Add($"blob {blob.Digest}");
+                        gone.Add(blob.Digest);
+                    }
                 }
-                await store.ClearTombstonesAsync(gone, CancellationToken.None);
+                finally
+                {
+                    // A file that could not be deleted keeps its tombstone: the next start finishes it (unless a push
+                    // recorded the blob again meanwhile, see FinishTombstonesAsync).
+                    await store.ClearTombstonesAsync(gone, CancellationToken.None);
+                }
             }
             finally
             {
@@ -177,14 +185,22 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
     }
 
     /// <summary>
-    /// Finishes sweeps a stopped process left half done: the files of tombstoned blobs are deleted and the tombstones
-    /// cleared. Runs at start-up, before any request, so no push can be using those digests.
+    /// Finishes sweeps a stopped process left half done: the files of tombstoned blobs that are still not recorded are
+    /// deleted and the tombstones cleared. Runs at start-up, before any request (or in the offline `gc`), so no push
+    /// can be using those digests.
     /// </summary>
     public async Task<int> FinishTombstonesAsync(CancellationToken ct)
     {
         var tombstones = await store.ListTombstonesAsync(ct);
-        foreach (var digest in tombstones) await blobs.DeleteAsync(digest, ct);
+        var finished = 0;
+        foreach (var digest in tombstones)
+        {
+            // Recorded again since (a push found the file a failed deletion left, and linked it): it is live, keep it.
+            if (await metadata.GetBlobSizeAsync(digest, ct) is not null) continue;
+            await blobs.DeleteAsync(digest, ct);
+            finished++;
+        }
         await store.ClearTombstonesAsync(tombstones, ct);
-        return tombstones.Count;
+        return finished;
     }
 }

@@ -42,7 +42,8 @@ public sealed class GcCommandTests
             var (exitCode, output) = await GcAsync(storage);
 
             exitCode.Should().Be(0, output);
-            using var report = JsonDocument.Parse(output.Split('\n')[0]);
+            // The report is the one JSON line; log lines may come before or after it.
+            using var report = JsonDocument.Parse(output.Split('\n').Single(l => l.StartsWith("{\"dryRun\"")));
             report.RootElement.GetProperty("deleted").EnumerateArray().Select(e => e.GetString()).Should().Contain($"blob {layer}");
             File.Exists(Gc.BlobFile(storage, layer)).Should().BeFalse();
         }
