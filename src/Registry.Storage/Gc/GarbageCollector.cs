@@ -103,6 +103,7 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
             try
             {
                 // The decision: still unreferenced, in the transaction that removes the row and writes the tombstone.
+                if (taken.Count == 0) continue;
                 var tombstoned = await store.TombstoneBlobsAsync(taken, time.GetUtcNow(), ct);
                 var gone = new List<Digest>(tombstoned.Count);
                 try

@@ -95,9 +95,10 @@ public sealed partial class SqliteMetadataStore : IGarbageCollectionStore
 
     public ValueTask<IReadOnlyList<Digest>> SweepManifestsAsync(RepositoryName repository, DateTimeOffset untaggedBefore,
         IReadOnlyCollection<Digest> candidates, DateTimeOffset now, CancellationToken ct) =>
-        WriteAsync<IReadOnlyList<Digest>>(db =>
+        // Nothing to decide: no write transaction (and no fsync) at all.
+        candidates.Count == 0 ? ValueTask.FromResult<IReadOnlyList<Digest>>([]) : WriteAsync<IReadOnlyList<Digest>>(db =>
         {
-            if (RepositoryId(db, repository) is not { } repositoryId || candidates.Count == 0) return [];
+            if (RepositoryId(db, repository) is not { } repositoryId) return [];
             // Decided again inside the deleting transaction: a push committed since the mark may have made one reachable.
             var wanted = candidates.ToHashSet();
             var (_, unreachable) = Mark(db, repositoryId, Ms(untaggedBefore), []);
@@ -188,13 +189,14 @@ public sealed partial class SqliteMetadataStore : IGarbageCollectionStore
               AND digest NOT IN (SELECT target FROM manifest_references
                                  WHERE repository_id = repository_blobs.repository_id AND kind = 0)
             """;
-        if (dryRun)
+        // A read first: most runs find nothing in most repositories, and then take no write lock for them.
+        using (var lease = Read())
         {
-            using var lease = Read();
             var select = lease.Command("SELECT digest " + unreferenced);
             select.Parameters.AddWithValue("$name", repository.Value);
             select.Parameters.AddWithValue("$before", Ms(linkedBefore));
-            return ReadDigests(select);
+            var found = ReadDigests(select);
+            if (dryRun || found.Count == 0) return found;
         }
         return await WriteAsync<IReadOnlyList<Digest>>(db =>
         {
