@@ -1,11 +1,10 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Registry.Storage.Durability;
 
 /// <summary>
-/// fsync of folders, grouped per folder. A rename or a new file is durable only once its folder is fsynced (POSIX:
+/// fsync of folders, grouped in rounds. A rename or a new file is durable only once its folder is fsynced (POSIX:
 /// the directory entry is the folder's data); .NET cannot open a folder, so this calls open/fsync directly. On other
 /// systems than Linux it does nothing.
 /// </summary>
@@ -16,16 +15,35 @@ public sealed class FileSync
     private static readonly int Directory = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 ? 0x4000 : 0x10000;
     private const int CloseOnExec = 0x80000;
 
-    private readonly ConcurrentDictionary<string, GroupSync> _folders = new();
+    private readonly object _gate = new();
+    private HashSet<string> _dirty = new(StringComparer.Ordinal);
+    private readonly GroupSync _round;
 
-    /// <summary>Returns after an fsync of <paramref name="folder"/> that started after this call.</summary>
-    public Task SyncFolderAsync(string folder) =>
-        OperatingSystem.IsLinux()
-            ? _folders.GetOrAdd(folder, static path => new GroupSync(() => SyncFolder(path))).SyncAsync()
-            : Task.CompletedTask;
+    public FileSync() => _round = new GroupSync(SyncDirtyFolders);
 
-    /// <summary>Forgets a folder that was removed.</summary>
-    public void Forget(string folder) => _folders.TryRemove(folder, out _);
+    /// <summary>
+    /// Returns after an fsync of <paramref name="folder"/> that started after this call. Concurrent callers share one
+    /// round, which fsyncs every folder named since the previous round once (publishes into different 2-hex folders
+    /// are grouped too; on a journaling filesystem the first fsync of a round commits the journal and the others
+    /// find little left to do).
+    /// </summary>
+    public Task SyncFolderAsync(string folder)
+    {
+        if (!OperatingSystem.IsLinux()) return Task.CompletedTask;
+        lock (_gate) _dirty.Add(folder);
+        return _round.SyncAsync();
+    }
+
+    private void SyncDirtyFolders()
+    {
+        HashSet<string> folders;
+        lock (_gate)
+        {
+            folders = _dirty;
+            _dirty = new HashSet<string>(StringComparer.Ordinal);
+        }
+        foreach (var folder in folders) SyncFolder(folder);
+    }
 
     /// <summary>One fsync of the folder, now, on the calling thread.</summary>
     public static void SyncFolder(string folder)
