@@ -23,6 +23,7 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
     BlobPins pins, TimeProvider time)
 {
     private const int BlobBatch = 256;
+    private const int ManifestBatch = 500;
 
     public async Task<GcReport> CollectAsync(GcSettings settings, bool dryRun, CancellationToken ct)
     {
@@ -49,9 +50,12 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
             if (dryRun) continue;
 
             var (reachable, unreachable) = await store.MarkManifestsAsync(repository, untaggedBefore, [], ct);
-            var manifests = untaggedBefore is null
-                ? unreachable
-                : await store.SweepManifestsAsync(repository, untaggedBefore.Value, unreachable, time.GetUtcNow(), ct);
+            var manifests = new List<Digest>();
+            if (untaggedBefore is { } cutoff)
+                // In batches: each deciding transaction (which marks the repository again) stays short for the pushes
+                // waiting behind it.
+                foreach (var batch in unreachable.Chunk(ManifestBatch))
+                    manifests.AddRange(await store.SweepManifestsAsync(repository, cutoff, batch, time.GetUtcNow(), ct));
             report.MarkedManifests += reachable + unreachable.Count - manifests.Count;
             foreach (var digest in manifests) Swept(report, "manifest", repository, digest);
             foreach (var digest in await store.SweepLinksAsync(repository, linkedBefore, dryRun: false, ct))

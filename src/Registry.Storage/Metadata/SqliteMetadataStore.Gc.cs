@@ -9,18 +9,19 @@ public sealed partial class SqliteMetadataStore : IGarbageCollectionStore
     /// <summary>
     /// The manifests of repository <c>$repo</c> that are not reachable: roots are the tagged ones (minus the tags in
     /// the JSON array <c>$ignored</c>) and those pushed at or after <c>$young</c>; reachability follows index children,
-    /// subjects, and referrers.
+    /// subjects, and referrers. Each recursive step is one row of <c>reach</c> joined by index (CROSS JOIN keeps the
+    /// planner from scanning the repository's manifests once per reached row).
     /// </summary>
     private const string UnreachableManifests = """
         WITH RECURSIVE reach(digest) AS (
             SELECT digest FROM tags WHERE repository_id = $repo AND name NOT IN (SELECT value FROM json_each($ignored))
             UNION SELECT digest FROM manifests WHERE repository_id = $repo AND pushed_at >= $young
-            UNION SELECT mr.target FROM manifest_references mr JOIN reach ON mr.manifest = reach.digest
-                WHERE mr.repository_id = $repo AND mr.kind = 1
-            UNION SELECT m.subject FROM manifests m JOIN reach ON m.digest = reach.digest
-                WHERE m.repository_id = $repo AND m.subject IS NOT NULL
-            UNION SELECT m.digest FROM manifests m JOIN reach ON m.subject = reach.digest
-                WHERE m.repository_id = $repo)
+            UNION SELECT mr.target FROM reach CROSS JOIN manifest_references mr
+                WHERE mr.repository_id = $repo AND mr.manifest = reach.digest AND mr.kind = 1
+            UNION SELECT m.subject FROM reach CROSS JOIN manifests m
+                WHERE m.repository_id = $repo AND m.digest = reach.digest AND m.subject IS NOT NULL
+            UNION SELECT m.digest FROM reach CROSS JOIN manifests m
+                WHERE m.repository_id = $repo AND m.subject = reach.digest)
         SELECT m.digest, m.digest IN (SELECT digest FROM reach) FROM manifests m WHERE m.repository_id = $repo
         """;
 
@@ -154,9 +155,10 @@ public sealed partial class SqliteMetadataStore : IGarbageCollectionStore
                 INSERT INTO gone_links
                 SELECT repository_id, digest FROM repository_blobs rb
                 WHERE repository_id = $repo AND linked_at < $before
-                  AND digest NOT IN (SELECT mr.target FROM manifest_references mr
-                                     WHERE mr.repository_id = $repo AND mr.kind = 0
-                                       AND mr.manifest NOT IN (SELECT digest FROM gone_manifests WHERE repository_id = $repo))
+                  AND NOT EXISTS (SELECT 1 FROM manifest_references mr INDEXED BY manifest_references_by_target
+                                  WHERE mr.target = rb.digest AND mr.repository_id = $repo AND mr.kind = 0
+                                    AND NOT EXISTS (SELECT 1 FROM gone_manifests g
+                                                    WHERE g.repository_id = $repo AND g.digest = mr.manifest))
                 RETURNING digest
                 """, tx);
             links.Parameters.AddWithValue("$repo", id);
@@ -183,11 +185,14 @@ public sealed partial class SqliteMetadataStore : IGarbageCollectionStore
     public async ValueTask<IReadOnlyList<Digest>> SweepLinksAsync(RepositoryName repository, DateTimeOffset linkedBefore,
         bool dryRun, CancellationToken ct)
     {
+        // One index lookup by (target, repository) per link; left to itself the planner walks the repository's
+        // references by primary key for every link (quadratic in the repository's size).
         const string unreferenced = """
             FROM repository_blobs
             WHERE repository_id = (SELECT id FROM repositories WHERE name = $name) AND linked_at < $before
-              AND digest NOT IN (SELECT target FROM manifest_references
-                                 WHERE repository_id = repository_blobs.repository_id AND kind = 0)
+              AND NOT EXISTS (SELECT 1 FROM manifest_references mr INDEXED BY manifest_references_by_target
+                              WHERE mr.target = repository_blobs.digest AND mr.repository_id = repository_blobs.repository_id
+                                AND mr.kind = 0)
             """;
         // A read first: most runs find nothing in most repositories, and then take no write lock for them.
         using (var lease = Read())

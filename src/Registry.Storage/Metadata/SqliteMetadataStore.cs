@@ -93,7 +93,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDisposable
             status TEXT NOT NULL,
             report TEXT);
         CREATE INDEX manifests_by_digest ON manifests(digest);
-        CREATE INDEX manifest_references_by_target ON manifest_references(target);
+        CREATE INDEX manifest_references_by_target ON manifest_references(target, repository_id);
         """,
     ];
 
