@@ -1,6 +1,8 @@
 using Registry.Api;
+using Registry.Api.Storage;
 using Registry.Storage;
 using Registry.Storage.Blobs;
+using Registry.Storage.Gc;
 using Registry.Storage.Metadata;
 
 // registry:2's own command line, `registry serve <config.yml>`, as a compose file written for it may give.
@@ -10,6 +12,8 @@ if (args is ["verify", .. var rest])
     return await VerifyAsync(rest);
 if (args is ["import", .. var importArgs])
     return await ImportAsync(importArgs);
+if (args is ["gc", .. var gcArgs])
+    return await CollectAsync(gcArgs);
 
 var app = RegistryApp.Create(args);
 await app.RunAsync();
@@ -64,4 +68,26 @@ static async Task<int> ImportAsync(string[] args)
         Console.WriteLine("interrupted; run the same command again to finish (imported repositories are kept)");
         return 130;
     }
+}
+
+// `gc [--dry-run]`: one garbage collection run on storage no server is using (a dry run may run beside a server);
+// prints the run's report as JSON. Exit code 0 when the run succeeded, 2 when a server holds the storage.
+static async Task<int> CollectAsync(string[] args)
+{
+    var dryRun = args.Contains("--dry-run");
+    await using var app = RegistryApp.Create(args.Where(a => a != "--dry-run").ToArray());
+    var layout = app.Services.GetRequiredService<StorageLayout>();
+    using var exclusive = layout.TryLock(exclusive: !dryRun);
+    if (exclusive is null)
+    {
+        Console.Error.WriteLine(dryRun
+            ? $"an offline garbage collection is running on {layout.Root}"
+            : $"a registry is serving {layout.Root}: start the run there (POST /v2/_registry/gc/runs), or stop it first");
+        return 2;
+    }
+    if (!dryRun) await app.Services.GetRequiredService<GarbageCollector>().FinishTombstonesAsync(CancellationToken.None);
+    var run = await app.Services.GetRequiredService<GcRunner>().RunAsync(dryRun, "command", CancellationToken.None);
+    Console.WriteLine(run.ReportJson);
+    Console.WriteLine($"garbage collection run {run.Id}: {run.Status}");
+    return run.Status == GcRunStatus.Succeeded ? 0 : 1;
 }

@@ -7,6 +7,7 @@ using Registry.Api.Extensions.Events;
 using Registry.Api.Extensions.Framework;
 using Registry.Api.Extensions.Oci;
 using Registry.Api.Extensions.Search;
+using Registry.Api.Extensions.Storage;
 using Registry.Api.Extensions.TagDetails;
 using Registry.Api.Http;
 using Registry.Api.Manifests;
@@ -15,6 +16,7 @@ using Registry.Api.Storage;
 using Registry.Api.Tls;
 using Registry.Storage;
 using Registry.Storage.Blobs;
+using Registry.Storage.Gc;
 using Registry.Storage.Metadata;
 
 namespace Registry.Api;
@@ -80,6 +82,7 @@ public static class RegistryApp
         builder.AddExtension<EventsExtension>();
         builder.Services.AddSingleton(startupImport);
         builder.Services.AddHostedService<StartupImport>();
+        builder.AddExtension<StorageExtension>();
         builder.Services.AddSingleton<StorageJanitor>();
         builder.Services.AddHostedService(provider => provider.GetRequiredService<StorageJanitor>());
         services?.Invoke(builder.Services);
@@ -120,10 +123,16 @@ public static class RegistryApp
         services.AddSingleton<IBlobStore>(provider => provider.GetRequiredService<FileSystemBlobStore>());
         services.AddSingleton(provider =>
             metadata.Take(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path)
-            ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath));
+            ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath,
+                durable: provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
         services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
         services.AddSingleton<IDeliveryCursors>(provider => provider.GetRequiredService<SqliteMetadataStore>());
         services.AddSingleton<IDistributionImportStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<IGarbageCollectionStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<IStorageUsage>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        services.AddSingleton<BlobPins>();
+        services.AddSingleton<GarbageCollector>();
+        services.AddSingleton<GcRunner>();
         return services;
     }
 }

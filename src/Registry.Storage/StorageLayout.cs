@@ -14,6 +14,7 @@ namespace Registry.Storage;
 ///   tmp/                            manifests being published (written, flushed, then renamed into blobs/)
 ///   import-in-progress              a registry:2 import not finished yet (holds its source folder)
 ///   docker/registry/v2/             a registry:2 storage imported in place (read only; its blobs are hard-linked into blobs/)
+///   registry.lock                   held (shared) by every server on this storage; the offline `gc` needs it alone
 /// </code>
 /// </summary>
 public sealed class StorageLayout
@@ -26,6 +27,7 @@ public sealed class StorageLayout
         TempRoot = Path.Combine(Root, "tmp");
         DatabasePath = Path.Combine(Root, "metadata.db");
         ImportMarkerPath = Path.Combine(Root, "import-in-progress");
+        LockPath = Path.Combine(Root, "registry.lock");
     }
 
     public string Root { get; }
@@ -34,6 +36,25 @@ public sealed class StorageLayout
     public string TempRoot { get; }
     public string DatabasePath { get; }
     public string ImportMarkerPath { get; }
+    public string LockPath { get; }
+
+    /// <summary>
+    /// Locks the storage: shared by every server on it, exclusive for an offline garbage collection. Null when the
+    /// other kind is held (a server runs, or an offline collection does). Dispose to release.
+    /// </summary>
+    public FileStream? TryLock(bool exclusive)
+    {
+        if (!File.Exists(LockPath)) File.WriteAllBytes(LockPath, []);
+        try
+        {
+            // .NET on Unix: FileShare.None takes flock(LOCK_EX), a shared read takes flock(LOCK_SH).
+            return new FileStream(LockPath, FileMode.Open, FileAccess.Read, exclusive ? FileShare.None : FileShare.ReadWrite);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     public string BlobPath(Digest digest) =>
         Path.Combine(BlobsRoot, digest.AlgorithmName, digest.Hex[..2], digest.Hex);

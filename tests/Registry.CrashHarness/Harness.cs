@@ -25,6 +25,11 @@ public sealed record HarnessOptions
     /// as a storage that loses acknowledged data would. A run with this set must report errors.
     /// </summary>
     public bool Sabotage { get; init; }
+    /// <summary>
+    /// A garbage collection actor: during traffic, runs are started one after another over the admin endpoint, so the
+    /// kill often lands in the middle of a sweep.
+    /// </summary>
+    public bool GarbageCollection { get; init; }
 }
 
 public sealed record HarnessResult(int Rounds, long Acknowledged, long Checked, int Errors, IReadOnlyList<string> ErrorMessages);
@@ -82,6 +87,7 @@ public static class Harness
                 {
                     var workers = ledgers.Select((ledger, w) =>
                         Task.Run(() => new Worker(ledger, http, new Random(Mix(options.Seed, round, w)), context, shared).RunAsync()))
+                        .Concat(options.GarbageCollection ? [Task.Run(() => GcActor.RunAsync(http, context))] : [])
                         .ToArray();
                     await Task.Delay(traffic, ct);
                     context.Killed = true;

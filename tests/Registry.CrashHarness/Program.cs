@@ -7,11 +7,12 @@ internal static class Program
 {
     private const string Usage = """
         usage: Registry.CrashHarness --server <path/to/Registry.Api.dll> [--rounds N] [--seed S] [--workers W]
-                                     [--storage DIR] [--keep] [--min-traffic SECONDS] [--max-traffic SECONDS] [--verbose] [--sabotage]
+                                     [--storage DIR] [--keep] [--min-traffic SECONDS] [--max-traffic SECONDS] [--verbose] [--sabotage] [--gc]
         Each round: start the server on a free loopback port, run W concurrent clients for a random time, SIGKILL the
         server mid-traffic, run `verify`, restart and check that everything acknowledged survived.
         Exit code 0 when no round found an error. --sabotage damages the storage after each kill (one blob file
-        deleted, upload files cut short) to show that the checks notice: it must end with errors.
+        deleted, upload files cut short) to show that the checks notice: it must end with errors. --gc adds a garbage
+        collection actor that starts runs back to back during traffic, so kills land in the middle of sweeps.
         """;
 
     public static async Task<int> Main(string[] args)
@@ -44,7 +45,7 @@ internal static class Program
         string? server = null, storage = null;
         int rounds = 5, workers = HarnessOptions.DefaultWorkers;
         int? seed = null;
-        bool keep = false, verbose = false, sabotage = false;
+        bool keep = false, verbose = false, sabotage = false, gc = false;
         double minTraffic = 0.3, maxTraffic = 3;
         for (var i = 0; i < args.Length; i++)
         {
@@ -65,6 +66,7 @@ internal static class Program
                 case "--max-traffic": maxTraffic = Seconds(); break;
                 case "--verbose": verbose = true; break;
                 case "--sabotage": sabotage = true; break;
+                case "--gc": gc = true; break;
                 case "-h" or "--help": throw new ArgumentException("");
                 default: throw new ArgumentException($"unknown argument '{args[i]}'");
             }
@@ -85,6 +87,7 @@ internal static class Program
             MaxTraffic = TimeSpan.FromSeconds(maxTraffic),
             Verbose = verbose,
             Sabotage = sabotage,
+            GarbageCollection = gc,
         };
     }
 }

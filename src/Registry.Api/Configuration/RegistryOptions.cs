@@ -87,6 +87,45 @@ public sealed class RegistryOptions
         public string? PublicUrl { get; set; }
     }
 
+    public GarbageCollectionSettings Gc { get; set; } = new();
+
+    /// <summary>Section <c>Registry:Gc</c> (docs/storage.md, "Garbage collection").</summary>
+    public sealed class GarbageCollectionSettings
+    {
+        /// <summary>A link no manifest references is kept at least this long after the blob was pushed or mounted.</summary>
+        public TimeSpan GracePeriod { get; set; } = TimeSpan.FromHours(1);
+
+        /// <summary>Untagged manifests that nothing reachable needs are deleted this long after their push; null: never.</summary>
+        public TimeSpan? UntaggedAfter { get; set; }
+
+        /// <summary>Time between scheduled runs (the first one an interval after start-up); zero: no schedule.</summary>
+        public TimeSpan Interval { get; set; } = TimeSpan.FromHours(24);
+
+        /// <summary>How many run reports are kept in the metadata.</summary>
+        public int KeepReports { get; set; } = 100;
+
+        public List<CleanupPolicySettings> Policies { get; set; } = [];
+    }
+
+    /// <summary><c>Registry:Gc:Policies:&lt;i&gt;</c>: one cleanup policy.</summary>
+    public sealed class CleanupPolicySettings
+    {
+        /// <summary>Repository name patterns (<c>*</c> any run of characters, slashes included; <c>?</c> one).</summary>
+        public List<string> Repositories { get; set; } = [];
+
+        /// <summary>Tag patterns the policy acts on; empty: every tag.</summary>
+        public List<string> Tags { get; set; } = [];
+
+        /// <summary>Keep this many of the most recently pushed matching tags.</summary>
+        public int? KeepLast { get; set; }
+
+        /// <summary>Delete matching tags (beyond <see cref="KeepLast"/>) last pushed longer ago than this.</summary>
+        public TimeSpan? OlderThan { get; set; }
+
+        /// <summary>Tag patterns never deleted, e.g. <c>latest</c>, <c>v*</c>.</summary>
+        public List<string> Protect { get; set; } = [];
+    }
+
     public sealed class EventSettings
     {
         /// <summary>How long the event outbox keeps an event (for SSE resumption and webhook catch-up).</summary>
@@ -175,6 +214,27 @@ internal sealed class RegistryOptionsValidator(string? urls) : IValidateOptions<
         foreach (var url in options.Metrics.UrlList.Where(url => RegistryOptions.MetricsSettings.PortOf(url) is null))
             errors.Add($"Registry:Metrics:Urls: '{url}' must be http://<host>:<port> with a port other than 0 (e.g. http://127.0.0.1:9090).");
         ValidateTls(options.Http.Tls, errors);
+        var gc = options.Gc;
+        if (gc.GracePeriod < TimeSpan.Zero)
+            errors.Add("Registry:Gc:GracePeriod must not be negative (e.g. 01:00:00).");
+        if (gc.UntaggedAfter is { } untagged && untagged < TimeSpan.Zero)
+            errors.Add("Registry:Gc:UntaggedAfter must not be negative (e.g. 30.00:00:00), or be left out.");
+        if (gc.Interval < TimeSpan.Zero)
+            errors.Add("Registry:Gc:Interval must not be negative (00:00:00 turns the schedule off).");
+        if (gc.KeepReports < 1)
+            errors.Add("Registry:Gc:KeepReports must be at least 1.");
+        for (var i = 0; i < gc.Policies.Count; i++)
+        {
+            var policy = gc.Policies[i];
+            if (policy.Repositories.Count == 0 || policy.Repositories.Any(string.IsNullOrWhiteSpace))
+                errors.Add($"Registry:Gc:Policies:{i}:Repositories must list at least one repository pattern (e.g. team/*).");
+            if (policy.KeepLast is null && policy.OlderThan is null)
+                errors.Add($"Registry:Gc:Policies:{i} needs KeepLast, OlderThan or both.");
+            if (policy.KeepLast is < 0)
+                errors.Add($"Registry:Gc:Policies:{i}:KeepLast must not be negative.");
+            if (policy.OlderThan is { } age && age < TimeSpan.Zero)
+                errors.Add($"Registry:Gc:Policies:{i}:OlderThan must not be negative.");
+        }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

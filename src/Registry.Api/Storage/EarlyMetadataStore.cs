@@ -24,7 +24,7 @@ internal sealed class EarlyMetadataStore
         {
             var layout = new StorageLayout(_path);
             layout.Initialise();
-            return new SqliteMetadataStore(layout.DatabasePath);
+            return new SqliteMetadataStore(layout.DatabasePath, durable: options.Storage.FlushToDisk);
         });
     }
 

@@ -2,39 +2,68 @@ using Microsoft.Extensions.Options;
 using Registry.Api.Configuration;
 using Registry.Storage;
 using Registry.Storage.Blobs;
+using Registry.Storage.Gc;
 using Registry.Storage.Metadata;
 using Registry.Storage.Model;
 
 namespace Registry.Api.Storage;
 
 /// <summary>
-/// Expires upload sessions that were never finished, prunes the event outbox, and at start-up removes what a crash can leave behind: upload
-/// files that no session owns (a crash between the two steps of opening a session) and half-written manifests and
-/// single-request blobs (temporary files).
+/// The storage lifecycle of a running server. At start-up, before any request: takes the storage's shared lock,
+/// finishes blob sweeps a stopped process left half done (tombstones), marks its interrupted runs, and removes what a
+/// crash can leave behind (upload files that no session owns, half-written temporary files). Then every 10 minutes it
+/// expires upload sessions and prunes the event outbox, and every <c>Registry:Gc:Interval</c> it runs garbage
+/// collection, which purges expired sessions and stale files too.
 /// </summary>
-internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, StorageLayout layout,
-    IOptions<RegistryOptions> options, TimeProvider time, ILogger<StorageJanitor> logger) : BackgroundService
+internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, IGarbageCollectionStore gcStore,
+    GarbageCollector collector, GcRunner runner, StorageLayout layout, IOptions<RegistryOptions> options,
+    TimeProvider time, ILogger<StorageJanitor> logger) : BackgroundService
 {
+    private FileStream? _lock;
+
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
+        _lock = layout.TryLock(exclusive: false)
+                ?? throw new InvalidOperationException(
+                    $"the storage {layout.Root} is locked by an offline garbage collection (`gc`); wait for it to finish");
         layout.ClearTemp();
         await RemoveOrphanFilesAsync(cancellationToken);
+        var finished = await collector.FinishTombstonesAsync(cancellationToken);
+        if (finished > 0) logger.LogInformation("Finished the sweep of {Count} blobs left by a stopped process", finished);
+        await gcStore.InterruptGcRunsAsync(time.GetUtcNow(), cancellationToken);
         await base.StartAsync(cancellationToken);
+    }
+
+    public override void Dispose()
+    {
+        _lock?.Dispose();
+        base.Dispose();
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(options.Value.Uploads.PurgeInterval, time);
+        // Wakes for whichever comes first: upload purging (Registry:Uploads:PurgeInterval) or the GC schedule.
+        var interval = options.Value.Gc.Interval;
+        var purge = options.Value.Uploads.PurgeInterval;
+        var period = interval > TimeSpan.Zero && interval < purge ? interval : purge;
+        var nextGc = interval > TimeSpan.Zero ? time.GetUtcNow() + interval : DateTimeOffset.MaxValue;
+        using var timer = new PeriodicTimer(period, time);
         do
         {
             try
             {
                 await ExpireAsync(stoppingToken);
                 await metadata.PruneEventsAsync(time.GetUtcNow() - options.Value.Events.Retention, stoppingToken);
+                if (time.GetUtcNow() >= nextGc)
+                {
+                    nextGc = time.GetUtcNow() + interval;
+                    var (id, started) = await runner.StartAsync(dryRun: false, trigger: "schedule");
+                    if (!started) logger.LogInformation("Scheduled garbage collection skipped: run {Id} is in progress", id);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                logger.LogWarning(e, "Expiring upload sessions or pruning events failed; will retry");
+                logger.LogWarning(e, "Expiring upload sessions, pruning events or starting garbage collection failed; will retry");
             }
         } while (await timer.WaitForNextTickAsync(stoppingToken));
     }

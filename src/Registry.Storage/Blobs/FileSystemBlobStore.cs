@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
+using Registry.Storage.Durability;
 using Registry.Storage.Model;
 
 namespace Registry.Storage.Blobs;
@@ -21,6 +22,7 @@ public sealed class FileSystemBlobStore : IBlobStore
     private readonly StorageLayout _layout;
     private readonly bool _flushToDisk;
     private readonly ConcurrentDictionary<string, SessionState> _sessions = new();
+    private readonly FileSync _sync = new();
 
     public FileSystemBlobStore(StorageLayout layout, bool flushToDisk)
     {
@@ -48,10 +50,14 @@ public sealed class FileSystemBlobStore : IBlobStore
     public ValueTask<bool> ExistsAsync(Digest digest, CancellationToken ct) =>
         ValueTask.FromResult(File.Exists(_layout.BlobPath(digest)));
 
-    public ValueTask PutAsync(Digest digest, ReadOnlyMemory<byte> content, CancellationToken ct)
+    public async ValueTask PutAsync(Digest digest, ReadOnlyMemory<byte> content, CancellationToken ct)
     {
         var target = _layout.BlobPath(digest);
-        if (File.Exists(target)) return ValueTask.CompletedTask;
+        if (File.Exists(target))
+        {
+            await DurableAsync(target);
+            return;
+        }
         var temp = _layout.NewTempPath();
         try
         {
@@ -60,14 +66,20 @@ public sealed class FileSystemBlobStore : IBlobStore
                 RandomAccess.Write(handle, content.Span, 0);
                 if (_flushToDisk) RandomAccess.FlushToDisk(handle);
             }
-            Publish(temp, target);
+            await PublishAsync(temp, target);
         }
         finally
         {
             File.Delete(temp);
         }
-        return ValueTask.CompletedTask;
     }
+
+    /// <summary>
+    /// Content found already published may have been renamed in by a request whose folder fsync has not run yet:
+    /// answering for it waits for one (grouped) fsync of its folder.
+    /// </summary>
+    private Task DurableAsync(string target) =>
+        _flushToDisk ? _sync.SyncFolderAsync(Path.GetDirectoryName(target)!) : Task.CompletedTask;
 
     public async ValueTask<CommitResult> StoreAsync(Digest digest, PipeReader body, long? expectedLength,
         CancellationToken ct)
@@ -78,7 +90,9 @@ public sealed class FileSystemBlobStore : IBlobStore
         {
             // Deduplicated: the bytes are only hashed, so a wrong digest is still refused.
             var read = await CopyAsync(body, handle: null, hash, 0, expectedLength, flushToDisk: false, ct);
-            return Verified(read, hash, digest);
+            var verified = Verified(read, hash, digest);
+            if (verified.Status == CommitStatus.Committed) await DurableAsync(target);
+            return verified;
         }
 
         var temp = _layout.NewTempPath();
@@ -91,7 +105,7 @@ public sealed class FileSystemBlobStore : IBlobStore
                 if (result.Status != CommitStatus.Committed) return result;
                 if (_flushToDisk) RandomAccess.FlushToDisk(handle);
             }
-            Publish(temp, target);
+            await PublishAsync(temp, target);
             return result;
         }
         catch (IOException e) when (StorageErrors.IsDiskFull(e))
@@ -113,10 +127,19 @@ public sealed class FileSystemBlobStore : IBlobStore
         _ => new CommitResult(CommitStatus.Incomplete, copied.Size),
     };
 
-    /// <summary>Moves a verified file to its content address; if the content is already there, that is success.</summary>
-    private static void Publish(string source, string target)
+    /// <summary>
+    /// Moves a verified (and, with FlushToDisk, fsynced) file to its content address, then fsyncs the folder so that
+    /// the new name survives a power loss; if the content is already there, that is success. A folder created for it is
+    /// made durable in its parent first.
+    /// </summary>
+    private async Task PublishAsync(string source, string target)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        var folder = Path.GetDirectoryName(target)!;
+        if (!Directory.Exists(folder))
+        {
+            Directory.CreateDirectory(folder);
+            if (_flushToDisk) await _sync.SyncFolderAsync(Path.GetDirectoryName(folder)!);
+        }
         try
         {
             File.Move(source, target, overwrite: false);
@@ -126,12 +149,14 @@ public sealed class FileSystemBlobStore : IBlobStore
             // Same digest, same content: another writer published it first.
             File.Delete(source);
         }
+        await DurableAsync(target);
     }
 
-    public ValueTask CreateUploadAsync(UploadId id, CancellationToken ct)
+    public async ValueTask CreateUploadAsync(UploadId id, CancellationToken ct)
     {
         using (File.OpenHandle(_layout.UploadPath(id), FileMode.CreateNew, FileAccess.Write)) { }
-        return ValueTask.CompletedTask;
+        // The session's 202 promises a file that survives a power loss.
+        if (_flushToDisk) await _sync.SyncFolderAsync(_layout.UploadsRoot);
     }
 
     public async ValueTask<long?> GetUploadSizeAsync(UploadId id, CancellationToken ct)
@@ -330,7 +355,7 @@ public sealed class FileSystemBlobStore : IBlobStore
             }
             try
             {
-                Publish(path, _layout.BlobPath(expected));
+                await PublishAsync(path, _layout.BlobPath(expected));
             }
             catch (IOException e) when (StorageErrors.IsDiskFull(e))
             {
@@ -395,7 +420,7 @@ public sealed class FileSystemBlobStore : IBlobStore
             }
             var actual = Digest.FromHash(digest.Algorithm, hash.GetCurrentHash());
             if (actual != digest) return new BlobImportResult(BlobImportStatus.DigestMismatch, size, actual);
-            Publish(temp, target);
+            await PublishAsync(temp, target);
             _importedFolders.TryAdd(Path.GetDirectoryName(target)!, 0);
             return new BlobImportResult(linked ? BlobImportStatus.Linked : BlobImportStatus.Copied, size);
         }
@@ -459,5 +484,59 @@ public sealed class FileSystemBlobStore : IBlobStore
         foreach (var file in Directory.EnumerateFiles(algorithmDir, "*", SearchOption.AllDirectories))
             if (Digest.TryParse($"{Path.GetFileName(algorithmDir)}:{Path.GetFileName(file)}", out var digest))
                 yield return digest;
+    }
+
+    public DateTimeOffset? WrittenAt(Digest digest)
+    {
+        var info = new FileInfo(_layout.BlobPath(digest));
+        return info.Exists ? info.LastWriteTimeUtc : null;
+    }
+
+    public ValueTask<long?> DeleteAsync(Digest digest, CancellationToken ct)
+    {
+        var info = new FileInfo(_layout.BlobPath(digest));
+        if (!info.Exists) return ValueTask.FromResult<long?>(null);
+        var length = info.Length;
+        try
+        {
+            info.Delete();
+        }
+        catch (FileNotFoundException)
+        {
+            return ValueTask.FromResult<long?>(null);
+        }
+        return ValueTask.FromResult<long?>(length);
+    }
+
+    public IReadOnlyList<UploadId> ListUploadsWrittenBefore(DateTimeOffset before)
+    {
+        var ids = new List<UploadId>();
+        if (!Directory.Exists(_layout.UploadsRoot)) return ids;
+        foreach (var file in new DirectoryInfo(_layout.UploadsRoot).EnumerateFiles())
+            if (file.LastWriteTimeUtc < before && UploadId.TryParse(file.Name, out var id)) ids.Add(id);
+        return ids;
+    }
+
+    public (int Files, long Bytes) PurgeTemp(DateTimeOffset before)
+    {
+        int files = 0;
+        long bytes = 0;
+        if (!Directory.Exists(_layout.TempRoot)) return (0, 0);
+        foreach (var file in new DirectoryInfo(_layout.TempRoot).EnumerateFiles())
+        {
+            if (file.LastWriteTimeUtc >= before) continue;
+            try
+            {
+                var length = file.Length;
+                file.Delete();
+                files++;
+                bytes += length;
+            }
+            catch (IOException)
+            {
+                // Gone already, or in use: the next run sees it again.
+            }
+        }
+        return (files, bytes);
     }
 }

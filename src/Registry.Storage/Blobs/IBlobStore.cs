@@ -97,4 +97,19 @@ public interface IBlobStore
 
     /// <summary>Every blob in the store, for verification and garbage collection.</summary>
     IEnumerable<Digest> EnumerateBlobs();
+
+    /// <summary>When the blob's content was last written (published), or null if it is not stored.</summary>
+    DateTimeOffset? WrittenAt(Digest digest);
+
+    /// <summary>
+    /// Deletes the blob's content and returns how many bytes it held (null: nothing was stored). Only garbage
+    /// collection calls it, for a digest it holds from <see cref="Gc.BlobPins.BeginSweep"/>.
+    /// </summary>
+    ValueTask<long?> DeleteAsync(Digest digest, CancellationToken ct);
+
+    /// <summary>Upload sessions whose data was last written before <paramref name="before"/>.</summary>
+    IReadOnlyList<UploadId> ListUploadsWrittenBefore(DateTimeOffset before);
+
+    /// <summary>Deletes temporary files (writes that never completed) last written before <paramref name="before"/>; returns how many and their bytes.</summary>
+    (int Files, long Bytes) PurgeTemp(DateTimeOffset before);
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
+using Registry.Storage.Durability;
 using Registry.Storage.Model;
 
 namespace Registry.Storage.Metadata;
@@ -10,9 +11,16 @@ namespace Registry.Storage.Metadata;
 /// process killed at any instant leaves either the whole change or none of it. Writes are serialised in-process
 /// (SQLite has one writer anyway) so that they queue instead of spinning on SQLITE_BUSY.
 /// </summary>
-public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDistributionImportStore, IDisposable
+public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDistributionImportStore, IDisposable
 {
-    private const string Schema = """
+    /// <summary>
+    /// The schema as versions: migration i (1-based) brings a database from <c>PRAGMA user_version</c> i-1 to i, in
+    /// one transaction with the version bump. Never edit a released step; add one. Version 1 is the schema from before
+    /// versioning (user_version 0), written with IF NOT EXISTS so it also applies to such a database unchanged.
+    /// </summary>
+    internal static readonly string[] Migrations =
+    [
+        """
         CREATE TABLE IF NOT EXISTS repositories (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
@@ -56,9 +64,7 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
         CREATE TABLE IF NOT EXISTS uploads (
             id TEXT PRIMARY KEY,
             repository TEXT NOT NULL,
-            started_at INTEGER NOT NULL,
-            client TEXT,
-            owner TEXT) WITHOUT ROWID;
+            started_at INTEGER NOT NULL) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS uploads_by_start ON uploads(started_at);
         CREATE TABLE IF NOT EXISTS events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,31 +76,43 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
             media_type TEXT,
             size INTEGER);
         CREATE INDEX IF NOT EXISTS events_by_time ON events(at);
+        """,
+        // 2: garbage collection. A tombstone names a blob whose row is gone and whose file is being deleted (a crash
+        // leaves it for the next start to finish); gc_runs keeps every run's report.
+        """
+        CREATE TABLE gc_tombstones (
+            digest TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE gc_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            dry_run INTEGER NOT NULL,
+            trigger TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            status TEXT NOT NULL,
+            report TEXT);
+        CREATE INDEX manifests_by_digest ON manifests(digest);
+        CREATE INDEX manifest_references_by_target ON manifest_references(target, repository_id);
+        """,
+        // 3: upload sessions know who opened them (client: the per-client cap; owner: only that identity may continue
+        // a session), webhook delivery cursors live in the schema, registry:2 imports are recorded per repository.
+        """
+        ALTER TABLE uploads ADD COLUMN client TEXT;
+        ALTER TABLE uploads ADD COLUMN owner TEXT;
+        CREATE INDEX uploads_by_client ON uploads(client) WHERE client IS NOT NULL;
         CREATE TABLE IF NOT EXISTS webhook_cursors (
             name TEXT PRIMARY KEY,
             last_id INTEGER NOT NULL) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS distribution_imports (
+        CREATE TABLE distribution_imports (
             repository TEXT PRIMARY KEY,
             source TEXT NOT NULL,
             imported_at INTEGER NOT NULL) WITHOUT ROWID;
-        """;
+        """,
+    ];
 
-    /// <summary>
-    /// Brings a database created by an earlier version up to <see cref="Schema"/>: each step checks whether it is
-    /// needed, so it is safe to run at every start (and becomes one numbered migration once the schema is versioned).
-    /// </summary>
-    private static void Upgrade(SqliteConnection connection)
-    {
-        // uploads.client (the per-client session cap); sessions from before count for no client.
-        using (var check = Command(connection, "SELECT count(*) FROM pragma_table_info('uploads') WHERE name = 'client'"))
-            if ((long)check.ExecuteScalar()! == 0)
-                Execute(connection, "ALTER TABLE uploads ADD COLUMN client TEXT;");
-        Execute(connection, "CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads(client) WHERE client IS NOT NULL;");
-        // uploads.owner (sessions belong to the identity that opened them); older sessions belong to nobody.
-        using (var check = Command(connection, "SELECT count(*) FROM pragma_table_info('uploads') WHERE name = 'owner'"))
-            if ((long)check.ExecuteScalar()! == 0)
-                Execute(connection, "ALTER TABLE uploads ADD COLUMN owner TEXT;");
-    }
+    /// <summary>The schema version this code writes.</summary>
+    public static int SchemaVersion => Migrations.Length;
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -104,12 +122,24 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
     private Prepared? _writer;
     private readonly TagListCache _tagLists;
     private TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>fsyncs the WAL after commits (grouped), when the store is durable against power loss.</summary>
+    private readonly GroupSync? _walSync;
 
-    /// <param name="databasePath">The database file; created with its schema when missing.</param>
+    /// <param name="databasePath">The database file; created with its schema when missing, migrated when older.</param>
     /// <param name="tagCacheCapacity">How many tag names (over all repositories) the tag list cache may hold.</param>
-    public SqliteMetadataStore(string databasePath, int tagCacheCapacity = 100_000)
+    /// <param name="durable">
+    /// A write returns only once its commit is on disk (survives power loss): the WAL is fsynced after the commit,
+    /// outside the write lock, so concurrent writers share one fsync. Without it a commit survives a killed process
+    /// (the OS holds the WAL pages) but not a power loss.
+    /// </param>
+    public SqliteMetadataStore(string databasePath, int tagCacheCapacity = 100_000, bool durable = true)
     {
         _tagLists = new TagListCache(tagCacheCapacity);
+        if (durable)
+        {
+            var wal = databasePath + "-wal";
+            _walSync = new GroupSync(() => FileSync.SyncFile(wal));
+        }
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = databasePath,
@@ -120,8 +150,31 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
         }.ToString();
         using var connection = Open();
         Execute(connection, "PRAGMA journal_mode=WAL;");
-        Execute(connection, Schema);
-        Upgrade(connection);
+        Migrate(connection);
+        if (durable)
+        {
+            // The database file and its WAL exist now: make their directory entries durable too.
+            FileSync.SyncFolder(Path.GetDirectoryName(Path.GetFullPath(databasePath))!);
+        }
+    }
+
+    /// <summary>Applies the migrations the database lacks, in order, each in one transaction with its version.</summary>
+    private static void Migrate(SqliteConnection connection)
+    {
+        using var read = Command(connection, "PRAGMA user_version");
+        var version = (int)(long)read.ExecuteScalar()!;
+        if (version > Migrations.Length)
+            throw new InvalidOperationException(
+                $"the metadata database has schema version {version}, newer than this registry's {Migrations.Length}; " +
+                "run the newer registry or restore a backup");
+        for (var next = version; next < Migrations.Length; next++)
+        {
+            using var tx = connection.BeginTransaction(deferred: false);
+            using (var step = Command(connection, Migrations[next], tx)) step.ExecuteNonQuery();
+            // PRAGMA takes no parameters; the value is our own integer.
+            using (var bump = Command(connection, $"PRAGMA user_version = {next + 1}", tx)) bump.ExecuteNonQuery();
+            tx.Commit();
+        }
     }
 
     public void Dispose()
@@ -139,7 +192,8 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        // Durable against a killed process (the WAL is in the OS page cache); fsync at checkpoints.
+        // NORMAL: a commit does not fsync the WAL itself; WriteAsync does (grouped) when the store is durable. SQLite
+        // still fsyncs at checkpoints, so the database is never corrupt, whatever the setting.
         Execute(connection, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;");
         return connection;
     }
@@ -191,10 +245,11 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
         }
     }
 
-    private static void Execute(SqliteConnection connection, string sql)
+    private static void Execute(SqliteConnection connection, string sql, SqliteTransaction? tx = null)
     {
         using var command = connection.CreateCommand();
         command.CommandText = sql;
+        command.Transaction = tx;
         command.ExecuteNonQuery();
     }
 
@@ -214,6 +269,15 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
     private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null,
         bool isChange = true)
     {
+        var (result, committed) = await CommitAsync(work, ct, tagsOf, isChange);
+        // Outside the lock: the next writers commit while this fsync runs, and share the next one.
+        if (committed && _walSync is not null) await _walSync.SyncAsync();
+        return result;
+    }
+
+    private async ValueTask<(T Result, bool Committed)> CommitAsync<T>(Func<Prepared, T> work, CancellationToken ct,
+        RepositoryName? tagsOf, bool isChange)
+    {
         await _writeLock.WaitAsync(ct);
         try
         {
@@ -230,13 +294,13 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
                 db.Transaction = null;
             }
             // work may have rolled back (nothing to keep); a completed transaction has no connection.
-            if (tx.Connection is null) return result;
+            if (tx.Connection is null) return (result, false);
             tx.Commit();
             if (tagsOf is { } repository) _tagLists.Invalidate(repository.Value);
             if (isChange)
                 Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
                 .TrySetResult();
-            return result;
+            return (result, true);
         }
         finally
         {
@@ -313,6 +377,14 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
         return ValueTask.FromResult(command.ExecuteScalar() is long size ? size : (long?)null);
     }
 
+    public ValueTask<long?> GetBlobSizeAsync(Digest digest, CancellationToken ct)
+    {
+        using var lease = Read();
+        var command = lease.Command("SELECT size FROM blobs WHERE digest = $digest");
+        command.Parameters.AddWithValue("$digest", digest.ToString());
+        return ValueTask.FromResult(command.ExecuteScalar() is long size ? size : (long?)null);
+    }
+
     public ValueTask<long?> FindLinkedBlobSizeAsync(Digest digest, Func<RepositoryName, bool> visible, CancellationToken ct)
     {
         using var lease = Read();
@@ -341,9 +413,10 @@ public sealed class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDis
     private static void Link(Prepared db, long repositoryId, Digest digest, long size, long now)
     {
         EnsureBlob(db, digest, size, now);
+        // Linking again renews the link's grace period (garbage collection keeps recent links).
         var command = db.Command("""
             INSERT INTO repository_blobs(repository_id, digest, linked_at) VALUES ($repo, $digest, $now)
-            ON CONFLICT DO NOTHING
+            ON CONFLICT DO UPDATE SET linked_at = max(linked_at, excluded.linked_at)
             """);
         command.Parameters.AddWithValue("$repo", repositoryId);
         command.Parameters.AddWithValue("$digest", digest.ToString());

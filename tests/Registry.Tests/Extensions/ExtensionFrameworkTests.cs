@@ -25,7 +25,8 @@ public class ExtensionFrameworkTests(RegistryFixture fixture) : IClassFixture<Re
         discovery.GetProperty("extensions").EnumerateArray().Select(e => e.GetProperty("name").GetString())
             .Should().Equal("_oci", "_registry");
         Endpoints(discovery, "_oci").Should().Equal("_oci/ext/discover");
-        Endpoints(discovery, "_registry").Should().Equal("_registry/events/stream", "_registry/search/repositories");
+        Endpoints(discovery, "_registry").Should().Equal("_registry/events/stream", "_registry/gc/runs",
+            "_registry/search/repositories", "_registry/storage/usage");
     }
 
     [Fact]
@@ -125,6 +126,7 @@ public class ExtensionFrameworkTests(RegistryFixture fixture) : IClassFixture<Re
         {
             ["Registry:Extensions:Search:Enabled"] = "false",
             ["Registry:Extensions:Events:Enabled"] = "false",
+            ["Registry:Extensions:Storage:Enabled"] = "false",
         });
         using var client = server.CreateClient();
 

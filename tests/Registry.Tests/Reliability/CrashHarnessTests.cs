@@ -48,6 +48,24 @@ public class CrashHarnessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task SIGKILL_during_garbage_collection_runs_loses_nothing_that_was_acknowledged()
+    {
+        var (result, log) = await RunAsync(new HarnessOptions
+        {
+            ServerPath = ServerPath,
+            Rounds = 2,
+            Seed = Environment.TickCount & int.MaxValue,
+            MinTraffic = TimeSpan.FromSeconds(1),
+            MaxTraffic = TimeSpan.FromSeconds(2.5),
+            GarbageCollection = true,
+        });
+
+        result.Rounds.Should().Be(2, log);
+        log.Should().Contain("gc run", "garbage collection runs should finish between the kills\n" + log);
+        result.Errors.Should().Be(0, log);
+    }
+
+    [Fact]
     public async Task The_harness_reports_a_storage_that_lost_acknowledged_data()
     {
         // A storage folder with errors is kept by the harness for inspection; this one is expected to have them.

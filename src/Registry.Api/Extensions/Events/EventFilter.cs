@@ -11,19 +11,7 @@ internal sealed record EventFilter(IReadOnlyList<string> Repositories, IReadOnly
         && (Repositories.Count == 0 || Repositories.Any(pattern => Glob(pattern, e.Repository)));
 
     /// <summary><c>*</c> matches any run of characters (slashes included), <c>?</c> exactly one.</summary>
-    internal static bool Glob(ReadOnlySpan<char> pattern, ReadOnlySpan<char> text)
-    {
-        int p = 0, t = 0, star = -1, mark = 0;
-        while (t < text.Length)
-        {
-            if (p < pattern.Length && (pattern[p] == '?' || pattern[p] == text[t])) { p++; t++; }
-            else if (p < pattern.Length && pattern[p] == '*') { star = p++; mark = t; }
-            else if (star >= 0) { p = star + 1; t = ++mark; }
-            else return false;
-        }
-        while (p < pattern.Length && pattern[p] == '*') p++;
-        return p == pattern.Length;
-    }
+    internal static bool Glob(ReadOnlySpan<char> pattern, ReadOnlySpan<char> text) => Registry.Storage.Model.Glob.Matches(pattern, text);
 }
 
 internal static class EventJson

@@ -39,7 +39,7 @@ internal sealed record ExtensionNamespace(string Name, string Description, strin
 
     /// <summary>This registry's own extensions, all under one vendor prefix.</summary>
     public static readonly ExtensionNamespace Registry = new("_registry",
-        "Search, tag details and change events of this registry", "_registry.md");
+        "Search, tag details, change events, garbage collection and storage usage of this registry", "_registry.md");
 }
 
 /// <summary>

@@ -10,7 +10,7 @@ namespace Registry.Api.Extensions.Search;
 /// <summary>
 /// <c>GET /v2/_registry/search/repositories</c>: repositories by name substring (<c>q</c>) or prefix (<c>prefix</c>),
 /// optionally only those holding a manifest of an <c>artifactType</c> or <c>mediaType</c>; each hit with its tag
-/// count, deduplicated size and last push time. Paginated like the tags list. Doc: docs/extensions/_registry/search.md.
+/// count, deduplicated size (and of it the bytes no other repository holds, and the bytes shared) and last push time. Paginated like the tags list. Doc: docs/extensions/_registry/search.md.
 /// </summary>
 internal sealed class SearchExtension : RegistryExtension
 {
@@ -89,6 +89,8 @@ internal sealed class SearchExtension : RegistryExtension
         }
         var more = hits.Count > n;
         if (more) hits.RemoveAt(hits.Count - 1);
+        var usage = await request.RequestServices.GetRequiredService<IStorageUsage>()
+            .GetRepositoryUsageAsync(hits.Select(h => h.Name).ToList(), request.Aborted);
 
         return Responses.Json(writer =>
         {
@@ -100,6 +102,9 @@ internal sealed class SearchExtension : RegistryExtension
                 writer.WriteString("name", hit.Name);
                 writer.WriteNumber("tagCount", hit.TagCount);
                 writer.WriteNumber("size", hit.Size);
+                var bytes = usage.GetValueOrDefault(hit.Name);
+                writer.WriteNumber("uniqueSize", bytes?.UniqueBytes ?? 0);
+                writer.WriteNumber("sharedSize", bytes?.SharedBytes ?? 0);
                 if (hit.LastPushed is { } pushed) writer.WriteString("lastPushed", pushed);
                 else writer.WriteNull("lastPushed");
                 writer.WriteEndObject();

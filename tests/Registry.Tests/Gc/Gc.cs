@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Registry.Tests.Infrastructure;
+
+namespace Registry.Tests.Gc;
+
+/// <summary>Garbage collection over HTTP: start a run, wait for its report; and the storage settings GC tests use.</summary>
+internal static class Gc
+{
+    /// <summary>No grace period and no schedule: a run collects everything unreferenced at once.</summary>
+    public static Dictionary<string, string?> Aggressive(params (string Key, string? Value)[] more)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Registry:Gc:GracePeriod"] = "00:00:00",
+            ["Registry:Gc:Interval"] = "00:00:00",
+        };
+        foreach (var (key, value) in more) settings[key] = value;
+        return settings;
+    }
+
+    /// <summary>Starts a run and waits until it is no longer running; returns the run (with its report).</summary>
+    public static async Task<JsonElement> RunAsync(this HttpClient client, bool dryRun = false)
+    {
+        var response = await client.PostAsync($"v2/_registry/gc/runs?dryRun={(dryRun ? "true" : "false")}", null);
+        response.StatusCode.Should().Be(HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync());
+        return await client.WaitForRunAsync(response.Headers.Location!.ToString());
+    }
+
+    public static async Task<JsonElement> WaitForRunAsync(this HttpClient client, string location)
+    {
+        while (true)
+        {
+            var run = await client.GetJsonAsync(location.TrimStart('/'));
+            if (run.GetProperty("status").GetString() != "running")
+            {
+                run.GetProperty("status").GetString().Should().Be("succeeded", run.ToString());
+                return run;
+            }
+            await Task.Delay(20);
+        }
+    }
+
+    public static JsonElement Report(this JsonElement run) => run.GetProperty("report");
+
+    public static int Swept(this JsonElement run, string what) => run.Report().GetProperty("swept").GetProperty(what).GetInt32();
+
+    public static long BytesReclaimed(this JsonElement run) => run.Report().GetProperty("bytesReclaimed").GetInt64();
+
+    public static IEnumerable<string> Deleted(this JsonElement run) =>
+        run.Report().GetProperty("deleted").EnumerateArray().Select(e => e.GetString()!);
+
+    /// <summary><c>du -sb</c> of a folder: the apparent bytes of its files and folders.</summary>
+    public static long DiskUsage(string folder)
+    {
+        var du = Process.Start(new ProcessStartInfo("du", ["-sb", folder]) { RedirectStandardOutput = true })!;
+        var output = du.StandardOutput.ReadToEnd();
+        du.WaitForExit();
+        du.ExitCode.Should().Be(0);
+        return long.Parse(output.Split('\t')[0]);
+    }
+
+    public static string BlobFile(string storage, string digest) =>
+        Path.Combine(storage, "blobs", "sha256", digest[7..9], digest[7..]);
+}
