@@ -507,37 +507,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
                 return new PutManifestResult(PutManifestStatus.MissingReference, missing);
             }
 
-            EnsureBlob(db, manifest.Digest, manifest.Size, now);
-            var insert = db.Command("""
-                INSERT INTO manifests(repository_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
-                VALUES ($repo, $digest, $mediaType, $size, $artifactType, $subject, $annotations, $now)
-                ON CONFLICT DO NOTHING
-                """);
-            {
-                insert.Parameters.AddWithValue("$repo", repositoryId);
-                insert.Parameters.AddWithValue("$digest", manifest.Digest.ToString());
-                insert.Parameters.AddWithValue("$mediaType", manifest.MediaType);
-                insert.Parameters.AddWithValue("$size", manifest.Size);
-                insert.Parameters.AddWithValue("$artifactType", (object?)manifest.ArtifactType ?? DBNull.Value);
-                insert.Parameters.AddWithValue("$subject", (object?)manifest.Subject?.ToString() ?? DBNull.Value);
-                insert.Parameters.AddWithValue("$annotations", (object?)manifest.AnnotationsJson ?? DBNull.Value);
-                insert.Parameters.AddWithValue("$now", now);
-                if (insert.ExecuteNonQuery() > 0)
-                {
-                    foreach (var reference in references)
-                    {
-                        var link = db.Command("""
-                            INSERT INTO manifest_references(repository_id, manifest, target, kind)
-                            VALUES ($repo, $manifest, $target, $kind) ON CONFLICT DO NOTHING
-                            """);
-                        link.Parameters.AddWithValue("$repo", repositoryId);
-                        link.Parameters.AddWithValue("$manifest", manifest.Digest.ToString());
-                        link.Parameters.AddWithValue("$target", reference.Target.ToString());
-                        link.Parameters.AddWithValue("$kind", (int)reference.Kind);
-                        link.ExecuteNonQuery();
-                    }
-                }
-            }
+            InsertManifest(db, repositoryId, manifest, references, now);
 
             AddEvent(db, now, EventActions.ManifestPush, repository, manifest.Digest,
                 tags.Count > 0 ? tags[0].Value : null, manifest.MediaType, manifest.Size);
@@ -564,6 +534,43 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
             }
             return new PutManifestResult(PutManifestStatus.Stored);
         }, ct, tagsOf: repository);
+
+    /// <summary>
+    /// Records the manifest's content and its row with its references (the bytes MUST already be published); false
+    /// when the repository already held it.
+    /// </summary>
+    private static bool InsertManifest(Prepared db, long repositoryId, ManifestRecord manifest,
+        IReadOnlyList<ManifestReference> references, long now)
+    {
+        EnsureBlob(db, manifest.Digest, manifest.Size, now);
+        var insert = db.Command("""
+            INSERT INTO manifests(repository_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
+            VALUES ($repo, $digest, $mediaType, $size, $artifactType, $subject, $annotations, $pushed)
+            ON CONFLICT DO NOTHING
+            """);
+        insert.Parameters.AddWithValue("$repo", repositoryId);
+        insert.Parameters.AddWithValue("$digest", manifest.Digest.ToString());
+        insert.Parameters.AddWithValue("$mediaType", manifest.MediaType);
+        insert.Parameters.AddWithValue("$size", manifest.Size);
+        insert.Parameters.AddWithValue("$artifactType", (object?)manifest.ArtifactType ?? DBNull.Value);
+        insert.Parameters.AddWithValue("$subject", (object?)manifest.Subject?.ToString() ?? DBNull.Value);
+        insert.Parameters.AddWithValue("$annotations", (object?)manifest.AnnotationsJson ?? DBNull.Value);
+        insert.Parameters.AddWithValue("$pushed", Ms(manifest.PushedAt));
+        if (insert.ExecuteNonQuery() == 0) return false;
+        foreach (var reference in references)
+        {
+            var link = db.Command("""
+                INSERT INTO manifest_references(repository_id, manifest, target, kind)
+                VALUES ($repo, $manifest, $target, $kind) ON CONFLICT DO NOTHING
+                """);
+            link.Parameters.AddWithValue("$repo", repositoryId);
+            link.Parameters.AddWithValue("$manifest", manifest.Digest.ToString());
+            link.Parameters.AddWithValue("$target", reference.Target.ToString());
+            link.Parameters.AddWithValue("$kind", (int)reference.Kind);
+            link.ExecuteNonQuery();
+        }
+        return true;
+    }
 
     public ValueTask<bool> DeleteManifestAsync(RepositoryName repository, Digest digest, DateTimeOffset now,
         CancellationToken ct) =>
@@ -865,34 +872,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
             }
             foreach (var (manifest, references) in import.Manifests)
             {
-                var pushed = Ms(manifest.PushedAt);
-                EnsureBlob(db, manifest.Digest, manifest.Size, ms);
-                var insert = db.Command("""
-                    INSERT INTO manifests(repository_id, digest, media_type, size, artifact_type, subject, annotations, pushed_at)
-                    VALUES ($repo, $digest, $mediaType, $size, $artifactType, $subject, $annotations, $now)
-                    ON CONFLICT DO NOTHING
-                    """);
-                insert.Parameters.AddWithValue("$repo", repositoryId);
-                insert.Parameters.AddWithValue("$digest", manifest.Digest.ToString());
-                insert.Parameters.AddWithValue("$mediaType", manifest.MediaType);
-                insert.Parameters.AddWithValue("$size", manifest.Size);
-                insert.Parameters.AddWithValue("$artifactType", (object?)manifest.ArtifactType ?? DBNull.Value);
-                insert.Parameters.AddWithValue("$subject", (object?)manifest.Subject?.ToString() ?? DBNull.Value);
-                insert.Parameters.AddWithValue("$annotations", (object?)manifest.AnnotationsJson ?? DBNull.Value);
-                insert.Parameters.AddWithValue("$now", pushed);
-                if (insert.ExecuteNonQuery() == 0) continue;
-                foreach (var reference in references)
-                {
-                    var link = db.Command("""
-                        INSERT INTO manifest_references(repository_id, manifest, target, kind)
-                        VALUES ($repo, $manifest, $target, $kind) ON CONFLICT DO NOTHING
-                        """);
-                    link.Parameters.AddWithValue("$repo", repositoryId);
-                    link.Parameters.AddWithValue("$manifest", manifest.Digest.ToString());
-                    link.Parameters.AddWithValue("$target", reference.Target.ToString());
-                    link.Parameters.AddWithValue("$kind", (int)reference.Kind);
-                    link.ExecuteNonQuery();
-                }
+                if (!InsertManifest(db, repositoryId, manifest, references, ms)) continue;
                 AddEvent(db, ms, EventActions.ManifestPush, repository, manifest.Digest, null, manifest.MediaType, manifest.Size);
             }
             foreach (var tag in import.Tags)
