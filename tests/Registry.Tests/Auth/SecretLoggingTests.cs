@@ -44,6 +44,35 @@ public sealed class SecretLoggingTests
             sink.Messages.Should().NotContain(m => m.Contains(secret, StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("htpasswd")]
+    [InlineData("token")]
+    public async Task The_access_log_names_the_authenticated_user_and_no_one_for_anonymous_requests(string mode)
+    {
+        var sink = new CapturingLoggerProvider();
+        await using var auth = await AuthServer.StartAsync(mode, new Dictionary<string, string> { ["alice"] = "alice-pw" },
+            services: services => services.AddSingleton<ILoggerProvider>(sink));
+        using var alice = auth.As("alice", "alice-pw");
+        if (mode == "token")
+        {
+            using var json = JsonDocument.Parse(await alice.GetStringAsync("auth/token?service=registry&scope=repository:a/b:pull"));
+            alice.DefaultRequestHeaders.Authorization =
+                new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", json.RootElement.GetProperty("token").GetString());
+        }
+        using var named = new HttpRequestMessage(HttpMethod.Get, "v2/a/b/tags/list");
+        named.Headers.Add("X-Request-Id", "as-alice");
+        using var anonymous = new HttpRequestMessage(HttpMethod.Get, "v2/a/b/tags/list");
+        anonymous.Headers.Add("X-Request-Id", "as-nobody");
+
+        await alice.SendAsync(named);
+        await auth.Anonymous().SendAsync(anonymous);
+
+        sink.Messages.Should().ContainSingle(m => m.Contains("request_id=as-alice", StringComparison.Ordinal))
+            .Which.Should().Contain("identity=alice");
+        sink.Messages.Should().ContainSingle(m => m.Contains("request_id=as-nobody", StringComparison.Ordinal))
+            .Which.Should().Contain("identity=-");
+    }
+
     private sealed class CapturingLoggerProvider : ILoggerProvider
     {
         public ConcurrentQueue<string> Messages { get; } = new();
