@@ -67,21 +67,15 @@ internal sealed class RegistryAccessPolicy : IAccessPolicy
     public async ValueTask<Func<RepositoryName, bool>?> PullableAsync(HttpContext context)
     {
         var caller = (await AuthenticateAsync(context)).Caller;
-        if (caller.Grants is { } grants && _tokens is not null && !IsBuiltInToken(context))
+        if (caller.Grants is { } grants && _settings.Token.IsExternal)
         {
             // An external issuer's token: its grants are all we know of the caller.
-            if (grants.Any(g => g.Allows(TokenGrant.RegistryType, TokenGrant.Catalog, "*"))) return null;
-            var names = grants.Where(g => g.Type == TokenGrant.RepositoryType
-                                          && (g.Actions.Contains("pull") || g.Actions.Contains("*")))
-                .Select(g => g.Name).ToHashSet(StringComparer.Ordinal);
-            return name => names.Contains(name.Value);
+            if (Grants(grants, TokenGrant.RegistryType, TokenGrant.Catalog, "*")) return null;
+            return name => Grants(grants, TokenGrant.RepositoryType, name.Value, "pull");
         }
         if (!caller.IsAnonymous && !_settings.HasPolicy) return null;
         return name => (_rules.ActionsOn(caller, name) & RegistryActions.Pull) != 0;
     }
-
-    private bool IsBuiltInToken(HttpContext context) =>
-        !_settings.Token.IsExternal && context.Items[ItemKey] is Authentication { Caller.Grants: not null };
 
     private bool Allows(Caller caller, AccessRequest request)
     {
@@ -219,13 +213,13 @@ internal sealed class RegistryAccessPolicy : IAccessPolicy
     }
 
     /// <summary>
-    /// Checks a user and password against the htpasswd file, counting failures per client address; null when the
-    /// login failed or the client is throttled (then nothing is checked at all).
+    /// Checks a user and password against the htpasswd file, counting a failure against the client address; null
+    /// when the login failed. Callers MUST first ask <see cref="LoginThrottle.RetryAfter"/> and check nothing while
+    /// the address is throttled.
     /// </summary>
     internal Caller? Login(HttpContext context, string user, string password)
     {
         var client = ClientOf(context);
-        if (_throttle.RetryAfter(client) is not null) return null;
         if (_users!.Verify(user, password)) return new Caller(user, _rules.GroupsOf(user));
         _throttle.Failed(client);
         _logger.LogInformation("Failed login for {User} from {Client}", user, client);

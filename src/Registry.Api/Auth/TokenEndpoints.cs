@@ -179,14 +179,8 @@ internal sealed class TokenService(IOptions<RegistryOptions> options, AccessRule
         var token = key.Sign(writer =>
         {
             writer.WriteStartObject();
-            writer.WriteString("iss", Settings.Issuer);
-            writer.WriteString("sub", caller.Name ?? "");
-            writer.WriteString("aud", Settings.Service);
-            writer.WriteNumber("exp", expires.ToUnixTimeSeconds());
+            WriteClaims(writer, caller.Name ?? "", now, expires, "access");
             writer.WriteNumber("nbf", now.ToUnixTimeSeconds());
-            writer.WriteNumber("iat", now.ToUnixTimeSeconds());
-            writer.WriteString("jti", Convert.ToHexString(RandomNumberGenerator.GetBytes(16)));
-            writer.WriteString("token_use", "access");
             writer.WriteStartArray("access");
             foreach (var grant in grants)
             {
@@ -224,14 +218,20 @@ internal sealed class TokenService(IOptions<RegistryOptions> options, AccessRule
         return key.Sign(writer =>
         {
             writer.WriteStartObject();
-            writer.WriteString("iss", Settings.Issuer);
-            writer.WriteString("sub", caller.Name);
-            writer.WriteString("aud", Settings.Service);
-            writer.WriteNumber("exp", (now + Settings.RefreshLifetime).ToUnixTimeSeconds());
-            writer.WriteNumber("iat", now.ToUnixTimeSeconds());
-            writer.WriteString("jti", Convert.ToHexString(RandomNumberGenerator.GetBytes(16)));
-            writer.WriteString("token_use", "refresh");
+            WriteClaims(writer, caller.Name!, now, now + Settings.RefreshLifetime, "refresh");
             writer.WriteEndObject();
         });
+    }
+
+    /// <summary>The claims every token of this service carries; <c>token_use</c> keeps access and refresh tokens apart.</summary>
+    private void WriteClaims(Utf8JsonWriter writer, string subject, DateTimeOffset now, DateTimeOffset expires, string use)
+    {
+        writer.WriteString("iss", Settings.Issuer);
+        writer.WriteString("sub", subject);
+        writer.WriteString("aud", Settings.Service);
+        writer.WriteNumber("exp", expires.ToUnixTimeSeconds());
+        writer.WriteNumber("iat", now.ToUnixTimeSeconds());
+        writer.WriteString("jti", Convert.ToHexString(RandomNumberGenerator.GetBytes(16)));
+        writer.WriteString("token_use", use);
     }
 }

@@ -254,12 +254,15 @@ internal sealed class TokenValidator
     }
 
     /// <summary>The token's claims when every check passes, else null. (Callers cache the answer until expiry.)</summary>
-    public async ValueTask<ValidatedToken?> ValidateAsync(string token)
+    public async ValueTask<ValidatedToken?> ValidateAsync(string token) =>
+        await CheckAsync(token) is { } jwt ? ReadPayload(jwt) : null;
+
+    /// <summary>The token when its signature, algorithm, lifetime, issuer and audience all pass, else null.</summary>
+    private async ValueTask<JsonWebToken?> CheckAsync(string token)
     {
         if (token.Length > 16 * 1024) return null;
         var result = await _handler.ValidateTokenAsync(token, _parameters);
-        if (!result.IsValid || result.SecurityToken is not JsonWebToken jwt) return null;
-        return ReadPayload(jwt);
+        return result.IsValid ? result.SecurityToken as JsonWebToken : null;
     }
 
     /// <summary>The allowance on exp and nbf.</summary>
@@ -299,9 +302,7 @@ internal sealed class TokenValidator
     /// <summary>Validates one of our own refresh tokens; the subject it was issued to, else null.</summary>
     public async ValueTask<string?> ValidateRefreshAsync(string token)
     {
-        if (token.Length > 16 * 1024) return null;
-        var result = await _handler.ValidateTokenAsync(token, _parameters);
-        if (!result.IsValid || result.SecurityToken is not JsonWebToken jwt) return null;
+        if (await CheckAsync(token) is not { } jwt) return null;
         using var document = JsonDocument.Parse(Base64Url.DecodeFromChars(jwt.EncodedPayload));
         var root = document.RootElement;
         return root.TryGetProperty("token_use", out var use) && use.GetString() == "refresh"
