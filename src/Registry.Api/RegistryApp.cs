@@ -16,6 +16,7 @@ using Registry.Api.Storage;
 using Registry.Api.Tls;
 using Registry.Storage;
 using Registry.Storage.Blobs;
+using Registry.Storage.Blobs.S3;
 using Registry.Storage.Gc;
 using Registry.Storage.Metadata;
 
@@ -120,7 +121,16 @@ public static class RegistryApp
         });
         services.AddSingleton(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
             provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
-        services.AddSingleton<IBlobStore>(provider => provider.GetRequiredService<FileSystemBlobStore>());
+        services.AddSingleton<IBlobStore>(provider =>
+            provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Kind == RegistryOptions.StorageKinds.S3
+                ? provider.GetRequiredService<S3BlobStore>()
+                : provider.GetRequiredService<FileSystemBlobStore>());
+        services.AddSingleton(provider => new S3Bucket(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.S3));
+        services.AddSingleton(provider =>
+        {
+            var bucket = provider.GetRequiredService<S3Bucket>();
+            return new S3BlobStore(bucket, new S3UploadSessionStore(bucket));
+        });
         services.AddSingleton(provider =>
             metadata.Take(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path)
             ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath,

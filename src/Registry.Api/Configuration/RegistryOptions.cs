@@ -139,6 +139,17 @@ public sealed class RegistryOptions
 
         /// <summary>fsync each blob before it is published (protects acknowledged pushes from power loss).</summary>
         public bool FlushToDisk { get; set; } = true;
+
+        /// <summary>Where blobs live: <c>filesystem</c> (under <see cref="Path"/>) or <c>s3</c> (<see cref="S3"/>).</summary>
+        public string Kind { get; set; } = StorageKinds.FileSystem;
+
+        public Registry.Storage.Blobs.S3.S3Settings S3 { get; set; } = new();
+    }
+
+    public static class StorageKinds
+    {
+        public const string FileSystem = "filesystem";
+        public const string S3 = "s3";
     }
 
     public sealed class DeletionSettings
@@ -189,6 +200,10 @@ internal sealed class RegistryOptionsValidator(string? urls) : IValidateOptions<
         var errors = new List<string>();
         if (string.IsNullOrWhiteSpace(options.Storage.Path))
             errors.Add("Registry:Storage:Path must name a folder.");
+        if (options.Storage.Kind is not (RegistryOptions.StorageKinds.FileSystem or RegistryOptions.StorageKinds.S3))
+            errors.Add($"Registry:Storage:Kind must be '{RegistryOptions.StorageKinds.FileSystem}' or '{RegistryOptions.StorageKinds.S3}' (got '{options.Storage.Kind}').");
+        else if (options.Storage.Kind == RegistryOptions.StorageKinds.S3)
+            options.Storage.S3.Validate(errors);
         if (options.Uploads.MaxSessions < 1)
             errors.Add("Registry:Uploads:MaxSessions must be at least 1.");
         if (options.Uploads.MaxSessionsPerClient < 1)

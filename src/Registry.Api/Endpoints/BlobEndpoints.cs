@@ -1,5 +1,7 @@
 using Microsoft.Net.Http.Headers;
+using Registry.Api.Configuration;
 using Registry.Api.Http;
+using Registry.Storage.Blobs.S3;
 using Registry.Storage.Model;
 
 namespace Registry.Api.Endpoints;
@@ -20,6 +22,12 @@ internal static class BlobEndpoints
 
         var headers = context.Response.Headers;
         headers[Responses.DigestHeader] = digest.ToString();
+        // Registry:Storage:S3:Redirect: the client fetches the bytes from the object store itself (307 keeps GET).
+        var storage = services.Options.Storage;
+        if (storage.Kind == RegistryOptions.StorageKinds.S3 && storage.S3.Redirect && HttpMethods.IsGet(context.Request.Method)
+            && services.Blobs is IBlobRedirects redirects
+            && await redirects.GetDownloadUrlAsync(digest, storage.S3.RedirectExpiry, ct) is { } url)
+            return TypedResults.Redirect(url.AbsoluteUri, permanent: false, preserveMethod: true);
         headers.CacheControl = "max-age=31536000";
         var etag = $"\"{digest}\"";
         if (content.LocalPath is { } path)
