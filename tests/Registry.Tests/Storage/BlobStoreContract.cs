@@ -83,7 +83,7 @@ public abstract class BlobStoreContract
         await Store.AppendAsync(id, 0, Body(data[..(2 * MiB)]), 2 * MiB, default);
 
         // The client goes away after 5 MiB of a 6 MiB chunk.
-        var cut = PipeReader.Create(new FailingStream(data[(2 * MiB)..], failAfter: 5 * MiB));
+        var cut = PipeReader.Create(new FailingStreamForTests(data[(2 * MiB)..], failAfter: 5 * MiB));
         var result = await Store.AppendAsync(id, 2 * MiB, cut, 6 * MiB, default);
 
         result.Should().Be(new AppendResult(AppendStatus.Incomplete, 2 * MiB));
@@ -305,7 +305,7 @@ public abstract class BlobStoreContract
     }
 
     /// <summary>Yields its bytes, then fails as a dropped connection does.</summary>
-    protected sealed class FailingStream(byte[] data, int failAfter) : Stream
+    internal sealed class FailingStreamForTests(byte[] data, int failAfter) : Stream
     {
         private int _position;
 

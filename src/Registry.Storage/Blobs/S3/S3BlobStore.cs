@@ -250,7 +250,7 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
     /// Streams <paramref name="body"/> into <paramref name="buffer"/> (which holds <paramref name="filled"/> bytes
     /// already), hashing every byte of the body, and hands the buffer to <paramref name="full"/> each time it fills.
     /// </summary>
-    private static async ValueTask<Pumped> PumpAsync(PipeReader body, byte[] buffer, int filled, long? expectedLength,
+    private async ValueTask<Pumped> PumpAsync(PipeReader body, byte[] buffer, int filled, long? expectedLength,
         Sha256State? managed, IncrementalHash? platform, Func<byte[], int, CancellationToken, Task> full, CancellationToken ct)
     {
         long received = 0;
@@ -277,7 +277,8 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
                 var rest = segment;
                 while (!rest.IsEmpty)
                 {
-                    var n = Math.Min(rest.Length, buffer.Length - filled);
+                    // The pool may hand out a larger array than asked for: a part is exactly _partSize bytes.
+                    var n = Math.Min(rest.Length, _partSize - filled);
                     var piece = rest.Span[..n];
                     piece.CopyTo(buffer.AsSpan(filled));
                     managed?.Append(piece);
@@ -285,7 +286,7 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
                     filled += n;
                     received += n;
                     rest = rest[n..];
-                    if (filled == buffer.Length)
+                    if (filled == _partSize)
                     {
                         await full(buffer, filled, ct);
                         filled = 0;
