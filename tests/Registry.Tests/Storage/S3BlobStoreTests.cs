@@ -168,6 +168,38 @@ public sealed class S3BlobStoreTests(CephFixture ceph) : IDisposable
         S3Bucket.IsTransient(new IOException("connection reset by peer"), cancelled.Token).Should().BeFalse();
     }
 
+    [Fact]
+    public async Task An_idempotent_call_that_fails_transiently_is_tried_again_until_it_succeeds()
+    {
+        var (_, bucket) = NewStore();
+        var attempts = 0;
+
+        var result = await bucket.RetryAsync(_ =>
+        {
+            if (++attempts < 3) throw new AmazonS3Exception("slow down") { StatusCode = HttpStatusCode.ServiceUnavailable, ErrorCode = "SlowDown" };
+            return Task.FromResult("done");
+        }, default);
+
+        result.Should().Be("done");
+        attempts.Should().Be(3);
+    }
+
+    [Fact]
+    public async Task A_call_refused_by_the_store_is_not_tried_again()
+    {
+        var (_, bucket) = NewStore();
+        var attempts = 0;
+
+        var call = async () => await bucket.RetryAsync<string>(_ =>
+        {
+            attempts++;
+            throw new AmazonS3Exception("denied") { StatusCode = HttpStatusCode.Forbidden, ErrorCode = "AccessDenied" };
+        }, default);
+
+        await call.Should().ThrowAsync<AmazonS3Exception>();
+        attempts.Should().Be(1);
+    }
+
     /// <summary>Signals when a session's state has been read, so a test can interleave two replicas' requests.</summary>
     private sealed class SignallingSessions
     {
