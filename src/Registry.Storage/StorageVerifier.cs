@@ -16,7 +16,7 @@ public sealed record VerifyReport(int BlobsHashed, int ManifestsChecked, IReadOn
 /// Re-hashes every blob and checks the metadata against the blob store: what an operator runs after a crash, and what
 /// the crash harness runs after every kill.
 /// </summary>
-public sealed class StorageVerifier(IBlobStore blobs, IMetadataStore metadata)
+public sealed class StorageVerifier(IBlobStore blobs, IVerificationStore metadata)
 {
     public async Task<VerifyReport> VerifyAsync(CancellationToken ct)
     {

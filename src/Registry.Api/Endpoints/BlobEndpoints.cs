@@ -14,7 +14,7 @@ internal static class BlobEndpoints
         var ct = context.RequestAborted;
         if (!Digest.TryParse(argument, out var digest))
             return new RegistryError(ErrorCode.DigestInvalid, $"invalid digest '{argument}'");
-        if (await services.Metadata.GetLinkedBlobSizeAsync(name, digest, ct) is null
+        if (await services.Links.GetLinkedBlobSizeAsync(name, digest, ct) is null
             || await services.Blobs.OpenAsync(digest, ct) is not { } content)
             return new RegistryError(ErrorCode.BlobUnknown, digest.ToString());
 
@@ -36,7 +36,7 @@ internal static class BlobEndpoints
         if (!services.Options.Deletion.Enabled) return RegistryApi.Unsupported();
         if (!Digest.TryParse(argument, out var digest))
             return new RegistryError(ErrorCode.DigestInvalid, $"invalid digest '{argument}'");
-        if (!await services.Metadata.UnlinkBlobAsync(name, digest, services.Time.GetUtcNow(), ct))
+        if (!await services.Links.UnlinkBlobAsync(name, digest, services.Time.GetUtcNow(), ct))
             return new RegistryError(ErrorCode.BlobUnknown, digest.ToString());
         return Responses.Empty(StatusCodes.Status202Accepted, _ => { });
     }
