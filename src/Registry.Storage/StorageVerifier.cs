@@ -25,7 +25,7 @@ public sealed class StorageVerifier(IBlobStore blobs, IVerificationStore metadat
 
         var stored = new Dictionary<Digest, long>();
         var hashed = 0;
-        foreach (var digest in blobs.EnumerateBlobs())
+        await foreach (var digest in blobs.EnumerateBlobsAsync(ct))
         {
             if (await blobs.OpenAsync(digest, ct) is not { } content) continue;
             await using var stream = content.OpenStream();

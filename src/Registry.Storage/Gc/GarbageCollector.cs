@@ -138,8 +138,8 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
     private async Task SweepOrphanFilesAsync(GcReport report, DateTimeOffset writtenBefore, bool dryRun, CancellationToken ct)
     {
         var recorded = await store.ListRecordedDigestsAsync(ct);
-        var orphans = blobs.EnumerateBlobs()
-            .Where(d => !recorded.Contains(d) && blobs.WrittenAt(d) is { } at && at < writtenBefore).ToList();
+        var orphans = await blobs.EnumerateBlobsAsync(ct)
+            .Where(d => !recorded.Contains(d) && blobs.WrittenAt(d) is { } at && at < writtenBefore).ToListAsync(ct);
         foreach (var batch in orphans.Chunk(BlobBatch))
         {
             var taken = dryRun ? batch : pins.BeginSweep(batch);

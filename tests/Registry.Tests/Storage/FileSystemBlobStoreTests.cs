@@ -137,7 +137,7 @@ public sealed class FileSystemBlobStoreTests : IDisposable
         }));
 
         uploads.Should().OnlyContain(r => r.Status == CommitStatus.Committed);
-        _store.EnumerateBlobs().Should().Equal(DigestOf(data));
+        (await _store.EnumerateBlobsAsync(default).ToListAsync()).Should().Equal(DigestOf(data));
         Directory.EnumerateFiles(_layout.UploadsRoot).Should().BeEmpty();
     }
 
