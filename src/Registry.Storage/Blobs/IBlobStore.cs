@@ -56,8 +56,10 @@ public readonly record struct BlobImportResult(BlobImportStatus Status, long Siz
 /// <summary>
 /// Content-addressed blob storage and the byte side of upload sessions. Content is verified against its digest
 /// while it is written and published atomically: a reader MUST never see partial or unverified content under a
-/// digest. Publishing content that already exists is success. Implementations MUST NOT see HTTP; an
-/// S3-compatible object store is the intended second implementation.
+/// digest. Publishing content that already exists is success. An upload session started through one instance MUST
+/// continue (append, status, commit) through any other instance over the same storage. Implementations MUST NOT see
+/// HTTP; an S3-compatible object store is the intended second implementation. Contract tests:
+/// <c>BlobStoreContract</c>.
 /// </summary>
 public interface IBlobStore
 {

@@ -175,4 +175,17 @@ public sealed class StreamedBlobRangeTests(StreamedBlobsFixture fixture) : BlobR
 
         fixture.Recorder.Ranges.Where(r => r.Digest == digest).Should().BeEmpty();
     }
+
+    [Fact]
+    public async Task Content_gone_between_lookup_and_read_is_404_BLOB_UNKNOWN()
+    {
+        var (path, data) = await PushAsync(1000);
+        fixture.Recorder.Vanishing[Registry.Storage.Model.Digest.Parse(Http.Sha256(data))] = true;
+
+        var response = await Client.GetAsync(path);
+
+        response.StatusCode.Should().Be(HttpStatusCode.NotFound);
+        (await response.ErrorCodeAsync()).Should().Be("BLOB_UNKNOWN");
+        response.Headers.ETag.Should().BeNull();
+    }
 }

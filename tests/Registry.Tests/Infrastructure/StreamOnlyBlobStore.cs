@@ -16,6 +16,9 @@ public class StreamOnlyBlobStore : DispatchProxy
 
     public ConcurrentQueue<(Digest Digest, long Offset, long Length)> Ranges { get; } = new();
 
+    /// <summary>Digests whose content is gone by the time a range is opened (as if garbage collected in between).</summary>
+    public ConcurrentDictionary<Digest, bool> Vanishing { get; } = new();
+
     public static (IBlobStore Store, StreamOnlyBlobStore Recorder) Wrap(IBlobStore inner)
     {
         var proxy = Create<IBlobStore, StreamOnlyBlobStore>();
@@ -31,7 +34,11 @@ public class StreamOnlyBlobStore : DispatchProxy
             var result = method!.Invoke(_inner, args);
             if (method.Name == nameof(IBlobStore.OpenAsync)) return WithoutLocalFileAsync((ValueTask<BlobContent?>)result!);
             if (method.Name == nameof(IBlobStore.OpenRangeAsync))
-                Ranges.Enqueue(((Digest)args![0]!, (long)args[1]!, (long)args[2]!));
+            {
+                var digest = (Digest)args![0]!;
+                Ranges.Enqueue((digest, (long)args[1]!, (long)args[2]!));
+                if (Vanishing.ContainsKey(digest)) return ValueTask.FromResult<Stream?>(null);
+            }
             return result;
         }
         catch (TargetInvocationException e) when (e.InnerException is not null)
