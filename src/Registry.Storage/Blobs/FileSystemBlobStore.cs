@@ -68,6 +68,27 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
             FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous)));
     }
 
+    public ValueTask<Stream?> OpenRangeAsync(Digest digest, long offset, long length, CancellationToken ct)
+    {
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(_layout.BlobPath(digest), FileMode.Open, FileAccess.Read,
+                FileShare.Read | FileShare.Delete, FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return ValueTask.FromResult<Stream?>(null);
+        }
+        var size = RandomAccess.GetLength(handle);
+        if (offset < 0 || length < 0 || offset > size - length)
+        {
+            handle.Dispose();
+            throw new ArgumentOutOfRangeException(nameof(offset), $"range {offset}+{length} is outside the blob's {size} bytes");
+        }
+        return ValueTask.FromResult<Stream?>(new FileRangeStream(handle, offset, offset + length));
+    }
+
     public ValueTask<bool> ExistsAsync(Digest digest, CancellationToken ct) =>
         ValueTask.FromResult(File.Exists(_layout.BlobPath(digest)));
 
@@ -493,7 +514,9 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         HardLinks.FlushDirectory(_layout.BlobsRoot);
     }
 
-    public IEnumerable<Digest> EnumerateBlobs()
+    public IAsyncEnumerable<Digest> EnumerateBlobsAsync(CancellationToken ct) => EnumerateBlobs().ToAsyncEnumerable();
+
+    private IEnumerable<Digest> EnumerateBlobs()
     {
         if (!Directory.Exists(_layout.BlobsRoot)) yield break;
         foreach (var algorithmDir in Directory.EnumerateDirectories(_layout.BlobsRoot))

@@ -185,9 +185,6 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
         SqliteConnection.ClearAllPools();
     }
 
-    /// <summary>A new connection with the store's settings, for read models that extensions keep beside the core tables.</summary>
-    public SqliteConnection OpenConnection() => Open();
-
     private SqliteConnection Open()
     {
         var connection = new SqliteConnection(_connectionString);
