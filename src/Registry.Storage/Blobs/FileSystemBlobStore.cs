@@ -30,7 +30,13 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
     /// <summary>Publishes made durable in grouped rounds; null without FlushToDisk (or off Linux): plain renames.</summary>
     private readonly Lazy<PublishRounds>? _rounds;
 
-    public FileSystemBlobStore(StorageLayout layout, bool flushToDisk)
+    public FileSystemBlobStore(StorageLayout layout, bool flushToDisk) : this(layout, flushToDisk, pendingWriteback: null)
+    {
+    }
+
+    /// <param name="pendingWriteback">For tests: what <see cref="PublishRounds.Contended"/> reads instead of the kernel's
+    /// figures.</param>
+    internal FileSystemBlobStore(StorageLayout layout, bool flushToDisk, Func<long>? pendingWriteback)
     {
         _layout = layout;
         _flushToDisk = flushToDisk;
@@ -38,7 +44,7 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
             _rounds = new Lazy<PublishRounds>(() =>
             {
                 Directory.CreateDirectory(layout.Root);
-                return new PublishRounds(layout.Root);
+                return new PublishRounds(layout.Root, pendingWriteback);
             });
     }
 
@@ -46,6 +52,12 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
     {
         if (_rounds is { IsValueCreated: true }) _rounds.Value.Dispose();
     }
+
+    /// <summary>For tests: see <see cref="PublishRounds.HoldRounds"/>; null without rounds.</summary>
+    internal IDisposable? HoldPublishRounds() => _rounds?.Value.HoldRounds(_layout.UploadsRoot);
+
+    /// <summary>Publishes waiting for a round (for tests).</summary>
+    internal int QueuedPublishes => _rounds is { IsValueCreated: true } ? _rounds.Value.Queued : 0;
 
     /// <summary>Publish rounds run so far and the publishes (and name waits) they held; zeros without FlushToDisk.</summary>
     public (long Rounds, long Publishes) PublishStatistics =>
@@ -105,7 +117,10 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         {
             using var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write);
             RandomAccess.Write(handle, content.Span, 0);
-            await PublishAsync(temp, target, unsynced: handle);
+            // While others have a lot in flight, this file is fsynced now, in parallel with other requests' own.
+            var contended = _rounds is { Value.Contended: true };
+            if (contended) RandomAccess.FlushToDisk(handle);
+            await PublishAsync(temp, target, unsynced: contended ? null : handle);
         }
         finally
         {
@@ -139,7 +154,7 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
             using var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write);
             var result = Verified(await CopyAsync(body, handle, hash, 0, expectedLength, _flushToDisk, ct), hash, digest);
             if (result.Status != CommitStatus.Committed) return result;
-            var small = result.Size <= RoundSyncedSize;
+            var small = result.Size <= RoundSyncedSize && _rounds is { Value.Contended: false };
             if (_flushToDisk && !small) RandomAccess.FlushToDisk(handle);
             await PublishAsync(temp, target, unsynced: small ? handle : null);
             return result;

@@ -1,3 +1,4 @@
+using Registry.Storage.Durability;
 using Registry.Storage.Model;
 
 namespace Registry.Storage.Metadata;
@@ -204,6 +205,33 @@ public sealed partial class SqliteMetadataStore
         // Asked now, awaited by each caller: the next group commits while this fsync runs.
         var durable = _walSync?.SyncAsync() ?? Task.CompletedTask;
         foreach (var write in answered) write.Complete(durable);
+    }
+
+    /// <summary>Writes queued and not yet taken by a group.</summary>
+    internal int QueuedWrites
+    {
+        get
+        {
+            lock (_queueGate) return _queue.Count;
+        }
+    }
+
+    /// <summary>
+    /// For tests: occupies the group commit loop until the result is disposed, so that writes queued meanwhile are
+    /// committed together when it is.
+    /// </summary>
+    internal IDisposable HoldWrites()
+    {
+        var release = new ManualResetEventSlim();
+        using var started = new ManualResetEventSlim();
+        _ = WriteAsync(_ =>
+        {
+            started.Set();
+            release.Wait();
+            return true;
+        }, CancellationToken.None, isChange: false).AsTask();
+        started.Wait();
+        return release.AsReleaser();
     }
 
     /// <summary>Refuses new writes and waits for the queued ones to finish.</summary>
