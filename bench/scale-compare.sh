@@ -169,14 +169,16 @@ remove_bucket() {
   timeout 300 radosgw-admin -c "$ceph_conf" gc process --include-all >/dev/null 2>&1 || log "WARNING: RGW gc failed"
 }
 
-# What memstore holds now (bytes stored in all pools) and the OSD's RSS: both must come back down after a run.
+# What memstore holds now and the OSD's RSS: both must come back down after a run. (`ceph df` has no figures here:
+# the stack runs no ceph-mgr; the OSD's own statfs counters, read on its admin socket, do.)
 ceph_usage() {
-  local stored osd_pid rss=0
-  stored=$(timeout 60 ceph -c "$ceph_conf" df -f json 2>/dev/null | grep -o '"total_used_raw_bytes":[0-9]*' | head -n 1 \
-    | cut -d: -f2)
+  local used osd_pid rss=0 socket
+  socket=$(compgen -G "$S3_DIR/run/osd.*.asok" | head -n 1 || true)
+  used=$(timeout 60 ceph --admin-daemon "$socket" perf dump 2>/dev/null \
+    | grep -o '"stat_bytes_used": *[0-9]*' | head -n 1 | grep -o '[0-9]*$' || true)
   osd_pid=$(cat "$S3_DIR"/run/osd.*.pid 2>/dev/null | head -n 1 || true)
   [ -n "$osd_pid" ] && rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$osd_pid/status" 2>/dev/null || echo 0)
-  echo "memstore used $([ -n "$stored" ] && echo "$((stored >> 20)) MiB" || echo "?"), ceph-osd RSS $((rss >> 10)) MiB"
+  echo "memstore used $([ -n "$used" ] && echo "$((used >> 20)) MiB" || echo "?"), ceph-osd RSS $((rss >> 10)) MiB"
 }
 
 # PostgreSQL: a fresh database per run of ours. PG_CONNECTION_STRING is in Npgsql's Key=Value; form.
