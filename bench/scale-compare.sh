@@ -61,9 +61,10 @@ for tool in curl sha256sum nginx ceph radosgw-admin; do
 done
 
 # Capacity: distribution's blob commit copies the upload to the blob's key (a multipart copy above 32 MiB) before it
-# deletes the upload, so both big pushes can hold twice their size at once; deleted objects are freed by RGW's gc,
-# which this script runs after each run (and the bucket is removed without gc).
-needed=$(( (blob_mib << 20) * 5 ))
+# deletes the upload, so both big pushes hold twice their size at once (4 x BLOB_MIB measured); deleted objects are
+# freed by RGW's gc, which this script runs after each run, and it waits for memstore to empty before the next
+# (memstore refuses writes at 95% full, so ask for 6 x BLOB_MIB).
+needed=$(( (blob_mib << 20) * 6 ))
 [ "$S3_MEMSTORE_BYTES" -ge "$needed" ] \
   || die "S3_MEMSTORE_BYTES=$S3_MEMSTORE_BYTES is below what a run with BLOB_MIB=$blob_mib needs ($needed)"
 available=$(( $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo) * 1024 ))
@@ -167,19 +168,33 @@ remove_bucket() {
   timeout 300 radosgw-admin -c "$ceph_conf" bucket rm --bucket="$1" --purge-objects --bypass-gc >/dev/null 2>&1 \
     || log "WARNING: removing bucket $1 failed"
   timeout 300 radosgw-admin -c "$ceph_conf" gc process --include-all >/dev/null 2>&1 || log "WARNING: RGW gc failed"
-  # memstore's freed buffers stay in the OSD's tcmalloc heap (GiBs after a 1 GiB run) until it is told to return them
-  local socket
+  # The bucket's objects are not always gone when `bucket rm` returns (2 GiB were still held after a 1 GiB run once):
+  # wait until memstore is (nearly) empty, running gc again, so that no run starts with the last one's data.
+  local socket used i
   socket=$(compgen -G "$S3_DIR/run/osd.*.asok" | head -n 1 || true)
+  for i in $(seq 1 18); do
+    used=$(osd_used_bytes "$socket")
+    [ -n "$used" ] && [ "$used" -lt $((64 << 20)) ] && break
+    [ "$i" -lt 18 ] || { log "WARNING: memstore still holds $((${used:-0} >> 20)) MiB after 90 s"; break; }
+    sleep 5
+    timeout 300 radosgw-admin -c "$ceph_conf" gc process --include-all >/dev/null 2>&1 || true
+  done
+  # memstore's freed buffers may stay in the OSD's heap until it is told to return them
   [ -z "$socket" ] || timeout 60 ceph --admin-daemon "$socket" heap release >/dev/null 2>&1 || log "WARNING: OSD heap release failed"
+}
+
+# osd_used_bytes ADMIN_SOCKET: memstore's bytes in use, from the OSD's statfs counters
+osd_used_bytes() {
+  [ -n "$1" ] || return 0
+  timeout 60 ceph --admin-daemon "$1" perf dump 2>/dev/null | grep -o '"stat_bytes_used": *[0-9]*' | head -n 1 \
+    | grep -o '[0-9]*$' || true
 }
 
 # What memstore holds now and the OSD's RSS: both must come back down after a run. (`ceph df` has no figures here:
 # the stack runs no ceph-mgr; the OSD's own statfs counters, read on its admin socket, do.)
 ceph_usage() {
-  local used osd_pid rss=0 socket
-  socket=$(compgen -G "$S3_DIR/run/osd.*.asok" | head -n 1 || true)
-  used=$(timeout 60 ceph --admin-daemon "$socket" perf dump 2>/dev/null \
-    | grep -o '"stat_bytes_used": *[0-9]*' | head -n 1 | grep -o '[0-9]*$' || true)
+  local used osd_pid rss=0
+  used=$(osd_used_bytes "$(compgen -G "$S3_DIR/run/osd.*.asok" | head -n 1 || true)")
   osd_pid=$(cat "$S3_DIR"/run/osd.*.pid 2>/dev/null | head -n 1 || true)
   [ -n "$osd_pid" ] && rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$osd_pid/status" 2>/dev/null || echo 0)
   echo "memstore used $([ -n "$used" ] && echo "$((used >> 20)) MiB" || echo "?"), ceph-osd RSS $((rss >> 10)) MiB"
