@@ -10,13 +10,14 @@ namespace Registry.Storage.Durability;
 /// renamed, then the new name is made durable. Concurrent publishes are done in rounds, one round at a time, each
 /// taking every publish queued before it starts:
 /// <list type="number">
-/// <item>the data of every file in the round that is not on disk yet: one <c>fdatasync</c> when there is one, else one
-/// <c>syncfs</c> of the filesystem for all of them;</item>
-/// <item>every rename of the round;</item>
-/// <item>the names: one <c>fsync</c> of the folder when the round touched one folder, else one <c>syncfs</c>.</item>
+/// <item>the data of every file in the round that is not on disk yet is made durable;</item>
+/// <item>every file of the round is renamed;</item>
+/// <item>the new names are made durable, and only then is the round answered.</item>
 /// </list>
-/// So each publish still sees "data durable, then rename, then name durable", and N concurrent small pushes cost two
-/// waits for the disk instead of 2N. Publishes queued while a round runs form the next one.
+/// Step 3 of one round and step 1 of the next are the same flush (see <see cref="RunRounds"/>): one <c>syncfs</c> of
+/// the filesystem, or an <c>fdatasync</c>/<c>fsync</c> when it is a single file or folder. So each publish still sees
+/// "data durable, then rename, then name durable", and N concurrent small pushes cost about one flush per round
+/// instead of 2N. Publishes queued while a round runs form the next one.
 /// <para>
 /// <c>syncfs</c> flushes everything dirty on the filesystem, not only the round's files, so it is used only while
 /// little is waiting to be written back (<see cref="Contended"/>: the kernel's dirty and writeback pages, from
@@ -96,33 +97,101 @@ internal sealed class PublishRounds : IDisposable
         return publish.Done.Task;
     }
 
+    /// <summary>
+    /// The loop. Each turn takes the publishes queued since the last one and does ONE flush that makes both the
+    /// names of the previous turn's renames and the data of the new publishes durable; it then answers the previous
+    /// turn and renames the new ones, whose names the next turn's flush covers. Under load each publish therefore
+    /// costs a share of two flushes, each shared by two rounds.
+    /// </summary>
     private void RunRounds()
     {
+        List<Publish> renamed = [];
+        var folders = new HashSet<string>(StringComparer.Ordinal);
         while (true)
         {
-            List<Publish> round;
+            List<Publish> next;
             lock (_gate)
             {
-                if (_queue.Count == 0)
+                if (_queue.Count == 0 && renamed.Count == 0)
                 {
                     _running = false;
                     return;
                 }
-                round = _queue;
+                next = _queue;
                 _queue = new List<Publish>();
             }
             try
             {
-                Run(round);
-                Interlocked.Increment(ref _rounds);
-                Interlocked.Add(ref _published, round.Count);
-                foreach (var publish in round)
-                    if (publish.Error is { } error) publish.Done.TrySetException(error);
-                    else publish.Done.TrySetResult(publish.Moved);
+                foreach (var publish in next) publish.Hold?.Wait();
+                Flush(next, folders);
             }
             catch (Exception e)
             {
-                foreach (var publish in round) publish.Done.TrySetException(e);
+                // Neither the previous names nor the new data are known to be durable: nothing of either is answered yes.
+                foreach (var publish in renamed) publish.Done.TrySetException(e);
+                foreach (var publish in next) publish.Done.TrySetException(e);
+                renamed = [];
+                folders.Clear();
+                continue;
+            }
+            foreach (var publish in renamed)
+                if (publish.Error is { } error) publish.Done.TrySetException(error);
+                else publish.Done.TrySetResult(publish.Moved);
+            folders.Clear();
+            Rename(next, folders);
+            renamed = next;
+            if (next.Count == 0) continue;
+            Interlocked.Increment(ref _rounds);
+            Interlocked.Add(ref _published, next.Count);
+        }
+    }
+
+    /// <summary>
+    /// One flush for <paramref name="folders"/> (names renamed into them) and the data of <paramref name="round"/>:
+    /// one syncfs, or, for a single operation or while the disk is <see cref="Contended"/>, each fsync on its own.
+    /// </summary>
+    private void Flush(List<Publish> round, HashSet<string> folders)
+    {
+        var unsynced = new List<SafeFileHandle>();
+        foreach (var publish in round)
+            if (publish.Unsynced is { } handle) unsynced.Add(handle);
+        var operations = unsynced.Count + folders.Count;
+        if (operations == 0) return;
+        if (operations > 1 && !Contended)
+        {
+            SyncFileSystem();
+            return;
+        }
+        foreach (var handle in unsynced) RandomAccess.FlushToDisk(handle);
+        foreach (var folder in folders) FileSync.SyncFolder(folder);
+    }
+
+    /// <summary>Renames each publish into place and collects the folders whose entries changed (or are waited on).</summary>
+    private static void Rename(List<Publish> round, HashSet<string> folders)
+    {
+        foreach (var publish in round)
+        {
+            var folder = Path.GetDirectoryName(publish.Target)!;
+            folders.Add(folder);
+            if (publish.Source is null) continue;
+            try
+            {
+                if (!System.IO.Directory.Exists(folder))
+                {
+                    System.IO.Directory.CreateDirectory(folder);
+                    // The new folder's own name lives in its parent.
+                    folders.Add(Path.GetDirectoryName(folder)!);
+                }
+                File.Move(publish.Source, publish.Target, overwrite: false);
+                publish.Moved = true;
+            }
+            catch (IOException) when (File.Exists(publish.Target))
+            {
+                // Same digest, same content: another writer published it first.
+            }
+            catch (Exception e)
+            {
+                publish.Error = e;
             }
         }
     }
@@ -185,46 +254,6 @@ internal sealed class PublishRounds : IDisposable
         _ = Enqueue(new Publish(null, null, anyPublishedPath, release));
         while (Queued > 0) Thread.Sleep(1);
         return release.AsReleaser();
-    }
-
-    private void Run(List<Publish> round)
-    {
-        foreach (var publish in round) publish.Hold?.Wait();
-        var unsynced = new List<SafeFileHandle>();
-        foreach (var publish in round)
-            if (publish.Unsynced is { } handle) unsynced.Add(handle);
-        if (unsynced.Count == 1 || (unsynced.Count > 1 && Contended))
-            foreach (var handle in unsynced) RandomAccess.FlushToDisk(handle);
-        else if (unsynced.Count > 1) SyncFileSystem();
-
-        var folders = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var publish in round)
-        {
-            var folder = Path.GetDirectoryName(publish.Target)!;
-            folders.Add(folder);
-            if (publish.Source is null) continue;
-            try
-            {
-                if (!System.IO.Directory.Exists(folder))
-                {
-                    System.IO.Directory.CreateDirectory(folder);
-                    // The new folder's own name lives in its parent.
-                    folders.Add(Path.GetDirectoryName(folder)!);
-                }
-                File.Move(publish.Source, publish.Target, overwrite: false);
-                publish.Moved = true;
-            }
-            catch (IOException) when (File.Exists(publish.Target))
-            {
-                // Same digest, same content: another writer published it first.
-            }
-            catch (Exception e)
-            {
-                publish.Error = e;
-            }
-        }
-        if (folders.Count > 1 && !Contended) SyncFileSystem();
-        else foreach (var folder in folders) FileSync.SyncFolder(folder);
     }
 
     private void SyncFileSystem()
