@@ -5,48 +5,92 @@ using System.Globalization;
 namespace Registry.Bench;
 
 /// <summary>
-/// Reads another process's memory and CPU from /proc: VmRSS and VmHWM every 50 ms on a background thread (peak over
-/// the whole run and per phase), and utime+stime on demand.
+/// Reads other processes' memory and CPU from /proc: VmRSS and VmHWM of each every 50 ms on a background thread (peak
+/// over the whole run and per phase, of each process and of their sum at the same sample), and utime+stime on demand.
+/// One process is the usual case (one server); several are the replicas of one registry behind a load balancer.
 /// </summary>
 internal sealed class ServerMonitor : IDisposable
 {
     private const double ClockTicksPerSecond = 100; // USER_HZ on Linux x86-64 and arm64
-    private readonly int _pid;
+    private readonly int[] _pids;
     private readonly Thread _thread;
     private volatile bool _stop;
     private long _peakRss;
     private long _phasePeakRss;
+    private readonly long[] _peakRssEach;
+    private readonly long[] _phasePeakRssEach;
 
-    public ServerMonitor(int pid)
+    public ServerMonitor(params int[] pids)
     {
-        _pid = pid;
-        if (ReadStatus() is not { } first) throw new ArgumentException($"no process {pid} (/proc/{pid}/status)");
-        StartRss = first.Rss;
-        _peakRss = _phasePeakRss = first.Rss;
+        if (pids.Length == 0) throw new ArgumentException("no process id");
+        _pids = pids;
+        _peakRssEach = new long[pids.Length];
+        _phasePeakRssEach = new long[pids.Length];
+        var startEach = new long[pids.Length];
+        for (var i = 0; i < pids.Length; i++)
+        {
+            if (ReadStatus(pids[i]) is not { } first) throw new ArgumentException($"no process {pids[i]} (/proc/{pids[i]}/status)");
+            startEach[i] = _peakRssEach[i] = _phasePeakRssEach[i] = first.Rss;
+        }
+        StartRssEach = startEach;
+        StartRss = startEach.Sum();
+        _peakRss = _phasePeakRss = StartRss;
         _thread = new Thread(Sample) { IsBackground = true, Name = "rss-sampler", Priority = ThreadPriority.AboveNormal };
         _thread.Start();
     }
 
-    public int Pid => _pid;
-    public long StartRss { get; }
-    public long PeakRss => Interlocked.Read(ref _peakRss);
-    public long Hwm => ReadStatus()?.Hwm ?? 0;
-    public long CurrentRss => ReadStatus()?.Rss ?? 0;
-    public bool Alive => File.Exists($"/proc/{_pid}/status");
+    /// <summary>The first process (the only one, usually).</summary>
+    public int Pid => _pids[0];
+    public IReadOnlyList<int> Pids => _pids;
 
-    /// <summary>Starts a new per-phase peak from the current RSS.</summary>
-    public void ResetPhasePeak() => Interlocked.Exchange(ref _phasePeakRss, ReadStatus()?.Rss ?? 0);
+    /// <summary>RSS at start: the sum over the processes, and each.</summary>
+    public long StartRss { get; }
+    public IReadOnlyList<long> StartRssEach { get; }
+
+    /// <summary>Peak of the sampled sum of the processes' RSS (of the one process, usually).</summary>
+    public long PeakRss => Interlocked.Read(ref _peakRss);
+    public long PeakRssOf(int index) => Interlocked.Read(ref _peakRssEach[index]);
+    public long Hwm => HwmOf(0);
+    public long HwmOf(int index) => ReadStatus(_pids[index])?.Hwm ?? 0;
+    public long CurrentRss => _pids.Sum(p => ReadStatus(p)?.Rss ?? 0);
+    public long CurrentRssOf(int index) => ReadStatus(_pids[index])?.Rss ?? 0;
+    public bool Alive => _pids.All(p => File.Exists($"/proc/{p}/status"));
+    public IEnumerable<int> Gone => _pids.Where(p => !File.Exists($"/proc/{p}/status"));
+
+    /// <summary>Starts a new per-phase peak (of the sum, and of each process) from the current RSS.</summary>
+    public void ResetPhasePeak()
+    {
+        long sum = 0;
+        for (var i = 0; i < _pids.Length; i++)
+        {
+            var rss = ReadStatus(_pids[i])?.Rss ?? 0;
+            Interlocked.Exchange(ref _phasePeakRssEach[i], rss);
+            sum += rss;
+        }
+        Interlocked.Exchange(ref _phasePeakRss, sum);
+    }
 
     public long PhasePeakRss => Interlocked.Read(ref _phasePeakRss);
+    public long[] PhasePeakRssEach() => [.. _phasePeakRssEach.Select((_, i) => Interlocked.Read(ref _phasePeakRssEach[i]))];
 
     private void Sample()
     {
         while (!_stop)
         {
-            if (ReadStatus() is { } s)
+            long sum = 0;
+            var any = false;
+            for (var i = 0; i < _pids.Length; i++)
             {
-                Max(ref _peakRss, s.Rss);
-                Max(ref _phasePeakRss, s.Rss);
+                if (ReadStatus(_pids[i]) is not { } s) continue;
+                any = true;
+                sum += s.Rss;
+                Max(ref _peakRssEach[i], s.Rss);
+                Max(ref _phasePeakRssEach[i], s.Rss);
+            }
+            if (any)
+            {
+                Max(ref _peakRss, sum);
+                Max(ref _phasePeakRss, sum);
             }
             Thread.Sleep(50);
         }
@@ -59,12 +103,12 @@ internal sealed class ServerMonitor : IDisposable
             if (Interlocked.CompareExchange(ref target, value, current) == current) return;
     }
 
-    private (long Rss, long Hwm)? ReadStatus()
+    private static (long Rss, long Hwm)? ReadStatus(int pid)
     {
         try
         {
             long rss = 0, hwm = 0;
-            foreach (var line in File.ReadLines($"/proc/{_pid}/status"))
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
             {
                 if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) rss = ParseKb(line);
                 else if (line.StartsWith("VmHWM:", StringComparison.Ordinal)) hwm = ParseKb(line);
@@ -87,12 +131,23 @@ internal sealed class ServerMonitor : IDisposable
         return long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
     }
 
-    /// <summary>Server CPU seconds (user+system) so far, or null when the process is gone.</summary>
+    /// <summary>CPU seconds (user+system) of all the processes so far, or null when one is gone.</summary>
     public double? CpuSeconds()
+    {
+        double total = 0;
+        foreach (var pid in _pids)
+        {
+            if (CpuSeconds(pid) is not { } seconds) return null;
+            total += seconds;
+        }
+        return total;
+    }
+
+    private static double? CpuSeconds(int pid)
     {
         try
         {
-            var stat = File.ReadAllText($"/proc/{_pid}/stat");
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
             return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture))
@@ -119,6 +174,9 @@ internal sealed class PhaseRecord
     public double ClientCpuSeconds { get; set; }
     public double? ServerCpuSeconds { get; set; }
     public long? ServerPeakRss { get; set; }
+
+    /// <summary>With several server processes: the peak of each (<see cref="ServerPeakRss"/> is that of their sum).</summary>
+    public long[]? ServerPeakRssEach { get; set; }
     public long Requests;
     public long Errors;
     public ConcurrentQueue<string> ErrorSamples { get; } = new();
@@ -166,6 +224,7 @@ internal sealed class Phase : IDisposable
         {
             if (_serverCpu is { } before && monitor.CpuSeconds() is { } after) Record.ServerCpuSeconds = after - before;
             Record.ServerPeakRss = monitor.PhasePeakRss;
+            if (monitor.Pids.Count > 1) Record.ServerPeakRssEach = monitor.PhasePeakRssEach();
         }
         _recorder.Phases.Add(Record);
         var r = Record;

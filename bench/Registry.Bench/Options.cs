@@ -9,7 +9,8 @@ internal sealed class Options
         ["ceilings", "push", "pull", "small", "manifests", "reads", "tags", "catalog"];
 
     public Uri? Url { get; private set; }
-    public int? Pid { get; private set; }
+    /// <summary>The server's process, or the processes of its replicas (empty: none sampled).</summary>
+    public int[] Pids { get; private set; } = [];
     public bool Quick { get; private set; }
     public string? JsonPath { get; private set; }
     public string Label { get; private set; } = "";
@@ -38,11 +39,14 @@ internal sealed class Options
         usage: Registry.Bench --url http://127.0.0.1:5000 [--pid N] [--quick] [--json out.json] [options]
                Registry.Bench --ceilings-only [--quick] [--scratch DIR] [--json out.json]
                Registry.Bench compare --names ours,distribution --a a1.json,a2.json --b b1.json,b2.json
+               Registry.Bench compare --names x,y,z --a x1.json,x2.json --b y1.json --c z1.json   (side by side;
+                      --side-by-side gives that layout for two as well)
 
           --url URL         registry to benchmark (plain HTTP)
           --auth MODE       authenticate every request: basic (htpasswd) or bearer (token flow via the challenge)
           --user U --password P   the credentials for --auth
           --pid N           the registry's process id: sample its RSS (VmRSS, VmHWM) every 50 ms and its CPU time
+          --pid N,M,...     (or --pids) the processes of the registry's replicas: the same for each, plus their sum
           --quick           small sizes and 2 s phases (a smoke test, < 1 minute)
           --json FILE       also write the results as JSON (what compare reads)
           --label TEXT      a name stored in the JSON (e.g. ours, distribution)
@@ -68,7 +72,9 @@ internal sealed class Options
             switch (arg)
             {
                 case "--url": o.Url = new Uri(Next().TrimEnd('/') + "/"); break;
-                case "--pid": o.Pid = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--pid" or "--pids":
+                    o.Pids = [.. Split(Next()).Select(p => int.Parse(p, CultureInfo.InvariantCulture))];
+                    break;
                 case "--quick": o.Quick = true; break;
                 case "--json": o.JsonPath = Next(); break;
                 case "--label": o.Label = Next(); break;

@@ -29,7 +29,7 @@ Console.CancelKeyPress += (_, e) =>
     cancel.Cancel();
 };
 
-using var monitor = options.Pid is { } pid ? new ServerMonitor(pid) : null;
+using var monitor = options.Pids.Length > 0 ? new ServerMonitor(options.Pids) : null;
 var recorder = new Recorder(monitor);
 var start = Stopwatch.GetTimestamp();
 var failed = false;
@@ -48,7 +48,7 @@ catch (Exception e) when (e is InvalidOperationException or HttpRequestException
     failed = true;
 }
 
-if (monitor is not null)
+if (monitor is { Pids.Count: 1 })
 {
     const string group = "server";
     recorder.Add(group, "server.rss_start_MiB", "server RSS at start", monitor.StartRss / 1048576.0, "MiB", false);
@@ -56,11 +56,36 @@ if (monitor is not null)
         "MiB", false);
     recorder.Add(group, "server.hwm_MiB", "server VmHWM at the end (kernel's peak)", monitor.Hwm / 1048576.0, "MiB", false);
     recorder.Add(group, "server.rss_end_MiB", "server RSS at the end", monitor.CurrentRss / 1048576.0, "MiB", false);
-    if (!monitor.Alive)
+}
+else if (monitor is not null)
+{
+    // Replicas: each one's figures (its own keys, so a one-process run's figures keep their meaning), then the sum.
+    const string group = "server";
+    var count = monitor.Pids.Count;
+    for (var i = 0; i < count; i++)
     {
-        Console.Error.WriteLine($"the server process {monitor.Pid} is gone");
-        failed = true;
+        var who = $"replica {i + 1}";
+        var key = $"server.replica{i + 1}";
+        recorder.Add(group, key + ".rss_start_MiB", $"{who} RSS at start", monitor.StartRssEach[i] / 1048576.0, "MiB", false,
+            $"pid {monitor.Pids[i]}");
+        recorder.Add(group, key + ".rss_peak_MiB", $"{who} peak RSS (sampled)", monitor.PeakRssOf(i) / 1048576.0, "MiB", false);
+        recorder.Add(group, key + ".hwm_MiB", $"{who} VmHWM at the end", monitor.HwmOf(i) / 1048576.0, "MiB", false);
+        if (recorder.Phases.FirstOrDefault(p => p.Name == "push.chunked") is { ServerPeakRssEach: { } chunked })
+            recorder.Add(group, key + ".push_chunked_peak_MiB", $"{who} peak RSS in the chunked push", chunked[i] / 1048576.0,
+                "MiB", false);
+        recorder.Add(group, key + ".rss_end_MiB", $"{who} RSS at the end", monitor.CurrentRssOf(i) / 1048576.0, "MiB", false);
     }
+    recorder.Add(group, "server.sum.rss_start_MiB", $"all {count} replicas: RSS at start", monitor.StartRss / 1048576.0,
+        "MiB", false);
+    recorder.Add(group, "server.sum.rss_peak_MiB", $"all {count} replicas: peak of the summed RSS samples",
+        monitor.PeakRss / 1048576.0, "MiB", false);
+    recorder.Add(group, "server.sum.rss_end_MiB", $"all {count} replicas: RSS at the end", monitor.CurrentRss / 1048576.0,
+        "MiB", false);
+}
+if (monitor is not null && !monitor.Alive)
+{
+    Console.Error.WriteLine($"the server process {string.Join(", ", monitor.Gone)} is gone");
+    failed = true;
 }
 var errors = recorder.Phases.Sum(p => p.Errors);
 if (options.Url is not null)
@@ -77,26 +102,42 @@ return failed ? 1 : errors > 0 ? 3 : 0;
 
 static int Compare(string[] args)
 {
+    // --names x,y[,z...] and one file list per name: --a for the first, --b for the second, --c ... (or --runs, repeated);
+    // --side-by-side: the several-registries layout also for two
     string[] names = ["A", "B"];
-    List<string> a = [], b = [];
+    var files = new SortedDictionary<int, List<string>>();
+    var next = 0;
+    var sideBySide = false;
+    if (args.Contains("--side-by-side"))
+    {
+        sideBySide = true;
+        args = [.. args.Where(a => a != "--side-by-side")];
+    }
     for (var i = 0; i + 1 < args.Length; i += 2)
     {
-        var files = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries);
-        switch (args[i])
+        var list = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries);
+        int side;
+        if (args[i] == "--names")
         {
-            case "--names": names = args[i + 1].Split(','); break;
-            case "--a": a.AddRange(files); break;
-            case "--b": b.AddRange(files); break;
-            default:
-                Console.Error.WriteLine(Options.Usage);
-                return 2;
+            names = args[i + 1].Split(',');
+            continue;
         }
+        if (args[i] == "--runs") side = next++;
+        else if (args[i] is ['-', '-', var letter and >= 'a' and <= 'z']) side = letter - 'a';
+        else
+        {
+            Console.Error.WriteLine(Options.Usage);
+            return 2;
+        }
+        if (!files.TryGetValue(side, out var sideFiles)) files[side] = sideFiles = [];
+        sideFiles.AddRange(list);
     }
-    if (a.Count == 0 || b.Count == 0 || names.Length != 2)
+    if (names.Length < 2 || files.Count != names.Length || files.Keys.Max() != names.Length - 1
+        || files.Values.Any(f => f.Count == 0))
     {
         Console.Error.WriteLine(Options.Usage);
         return 2;
     }
-    Console.WriteLine(Report.Compare(names[0], a, names[1], b));
+    Console.WriteLine(Report.Compare([.. names.Select((name, i) => (name, (IReadOnlyList<string>)files[i]))], sideBySide));
     return 0;
 }

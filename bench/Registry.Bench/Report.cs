@@ -97,6 +97,12 @@ internal static class Report
             w.WriteNumber("client_cpu_s", p.ClientCpuSeconds);
             if (p.ServerCpuSeconds is { } s) w.WriteNumber("server_cpu_s", s);
             if (p.ServerPeakRss is { } r) w.WriteNumber("server_peak_rss_bytes", r);
+            if (p.ServerPeakRssEach is { } each)
+            {
+                w.WriteStartArray("server_peak_rss_each_bytes");
+                foreach (var b in each) w.WriteNumberValue(b);
+                w.WriteEndArray();
+            }
             w.WriteNumber("requests", p.Requests);
             w.WriteNumber("errors", p.Errors);
             w.WriteStartArray("error_samples");
@@ -110,7 +116,7 @@ internal static class Report
 
     private sealed record RunFigure(string Key, string Group, string Label, double? Value, string Unit, bool Higher);
 
-    private sealed record RunPhase(string Name, double Wall, double ClientCpu, double? ServerCpu, long Errors);
+    private sealed record RunPhase(string Name, double Wall, double ClientCpu, double? ServerCpu, long? PeakRss, long Errors);
 
     private sealed record Run(List<RunFigure> Figures, List<RunPhase> Phases);
 
@@ -124,7 +130,8 @@ internal static class Report
             f.GetProperty("unit").GetString()!, f.GetProperty("higher_is_better").GetBoolean())).ToList();
         var phases = root.GetProperty("phases").EnumerateArray().Select(p => new RunPhase(
             p.GetProperty("name").GetString()!, p.GetProperty("wall_s").GetDouble(), p.GetProperty("client_cpu_s").GetDouble(),
-            p.TryGetProperty("server_cpu_s", out var s) ? s.GetDouble() : null, p.GetProperty("errors").GetInt64())).ToList();
+            p.TryGetProperty("server_cpu_s", out var s) ? s.GetDouble() : null,
+            p.TryGetProperty("server_peak_rss_bytes", out var r) ? r.GetInt64() : null, p.GetProperty("errors").GetInt64())).ToList();
         return new Run(figures, phases);
     }
 
@@ -195,6 +202,73 @@ internal static class Report
             string Client(List<RunPhase> ps) => M(ps.Where(p => p.Wall > 0).Select(p => 100 * p.ClientCpu / p.Wall));
             text.AppendLine($"  {phase,-26} {M(pa.Select(p => p.Wall)),16} {M(pb.Select(p => p.Wall)),16} {Cpu(pa),16} "
                             + $"{Cpu(pb),16} {Client(pa),16} {Client(pb),16} {$"{pa.Sum(p => p.Errors)}/{pb.Sum(p => p.Errors)}",9}");
+        }
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// Several registries side by side: the median of each figure for each (± half its spread), then the ratio
+    /// of the first to each of the others; per phase, the medians of wall time, server CPU seconds and peak RSS.
+    /// </summary>
+    /// <param name="sideBySide">Also for two: this layout (with peak RSS per phase) instead of the two-way one.</param>
+    public static string Compare(IReadOnlyList<(string Name, IReadOnlyList<string> Files)> sides, bool sideBySide = false)
+    {
+        if (sides.Count == 2 && !sideBySide) return Compare(sides[0].Name, sides[0].Files, sides[1].Name, sides[1].Files);
+        var runs = sides.Select(side => side.Files.Select(Load).ToList()).ToList();
+        var first = sides[0].Name;
+        var text = new StringBuilder();
+        text.AppendLine($"Medians of {string.Join(", ", sides.Select((side, i) => $"{runs[i].Count} runs of {side.Name}"))}; "
+                        + $"ratio = {first}/other (> 1 favours {first} where higher is better, < 1 where lower is); "
+                        + "± is half the min-max spread");
+        var header = new StringBuilder($"  {"figure",-58} {"unit",-11}");
+        foreach (var side in sides) header.Append($" {side.Name,14} {"",5}");
+        foreach (var side in sides.Skip(1)) header.Append($" {"/" + side.Name,14}");
+        text.AppendLine(header.ToString());
+        var keys = runs.SelectMany(r => r).SelectMany(r => r.Figures).DistinctBy(f => f.Key).ToList();
+        string? group = null;
+        foreach (var figure in keys)
+        {
+            if (figure.Group != group)
+            {
+                group = figure.Group;
+                text.AppendLine(group switch
+                {
+                    "ceiling" => "machine ceilings (same machine every time: the ratios show run-to-run noise)",
+                    "server" => "server process (one process, or each replica and their sum)",
+                    _ => "registry",
+                });
+            }
+            var values = runs.Select(r => Values(r, figure.Key)).ToList();
+            var medians = values.Select(Median).ToList();
+            var line = new StringBuilder($"  {figure.Label,-58} {figure.Unit,-11}");
+            for (var i = 0; i < sides.Count; i++) line.Append($" {Format(medians[i]),14} {Spread(values[i]),5}");
+            for (var i = 1; i < sides.Count; i++)
+            {
+                var ratio = medians[i] == 0 || double.IsNaN(medians[0]) || double.IsNaN(medians[i]) ? double.NaN
+                    : medians[0] / medians[i];
+                line.Append($" {(double.IsNaN(ratio) ? "-" : ratio.ToString("F2", CultureInfo.InvariantCulture)),14}");
+            }
+            text.AppendLine(line.ToString());
+        }
+
+        text.AppendLine();
+        text.AppendLine("per phase, medians: wall seconds, server CPU seconds (all replicas), server peak RSS MiB (sum of "
+                        + "the replicas' simultaneous samples), errors (sum)");
+        var phaseHeader = new StringBuilder($"  {"phase",-26}");
+        foreach (var what in new[] { "wall", "CPU", "RSS" })
+            foreach (var side in sides) phaseHeader.Append($" {what + " " + side.Name,18}");
+        phaseHeader.Append($" {"errors",12}");
+        text.AppendLine(phaseHeader.ToString());
+        foreach (var phase in runs.SelectMany(r => r).SelectMany(r => r.Phases).Select(p => p.Name).Distinct())
+        {
+            var ps = runs.Select(r => r.SelectMany(run => run.Phases).Where(p => p.Name == phase).ToList()).ToList();
+            string M(IEnumerable<double> v) => Format(Median(v));
+            var line = new StringBuilder($"  {phase,-26}");
+            foreach (var p in ps) line.Append($" {M(p.Select(x => x.Wall)),18}");
+            foreach (var p in ps) line.Append($" {M(p.Where(x => x.ServerCpu is not null).Select(x => x.ServerCpu!.Value)),18}");
+            foreach (var p in ps) line.Append($" {M(p.Where(x => x.PeakRss is not null).Select(x => x.PeakRss!.Value / 1048576.0)),18}");
+            line.Append($" {string.Join("/", ps.Select(p => p.Sum(x => x.Errors))),12}");
+            text.AppendLine(line.ToString());
         }
         return text.ToString();
     }

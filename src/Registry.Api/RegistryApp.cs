@@ -136,10 +136,19 @@ public static class RegistryApp
             ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath,
                 durable: provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
         services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
-        services.AddSingleton<IDeliveryCursors>(provider => provider.GetRequiredService<SqliteMetadataStore>());
-        services.AddSingleton<IDistributionImportStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
-        services.AddSingleton<IGarbageCollectionStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
-        services.AddSingleton<IStorageUsage>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        // Consumers take the narrow contract they use; each resolves to the one IMetadataStore, so replacing that
+        // registration (another backend, or a test's wrapper) replaces every concern at once.
+        services.AddSingleton<ILinkStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IManifestStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IUploadStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IEventOutbox>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IVerificationStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<ISearchReadModel>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<ITagDetailsReadModel>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IDeliveryCursors>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IDistributionImportStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IGarbageCollectionStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IStorageUsage>(provider => provider.GetRequiredService<IMetadataStore>());
         services.AddSingleton<BlobPins>();
         services.AddSingleton<GarbageCollector>();
         services.AddSingleton<GcRunner>();

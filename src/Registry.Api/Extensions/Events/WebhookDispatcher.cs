@@ -17,7 +17,7 @@ namespace Registry.Api.Extensions.Events;
 /// exponential backoff and jitter behind a circuit breaker per webhook (Polly); any other 4xx is a permanent refusal,
 /// logged and skipped so one bad event cannot block the stream.
 /// </summary>
-internal sealed class WebhookDispatcher(IMetadataStore store, IDeliveryCursors cursors, IOptions<EventsOptions> options,
+internal sealed class WebhookDispatcher(IEventOutbox store, IDeliveryCursors cursors, IOptions<EventsOptions> options,
     TimeProvider time, ILogger<WebhookDispatcher> logger, RegistryMetrics metrics) : BackgroundService
 {
     private const int BatchSize = 100;

@@ -75,6 +75,35 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
         return new BlobContent(length, null, () => new S3ObjectStream(_bucket, key, length));
     }
 
+    /// <summary>
+    /// One ranged GET of exactly the range (sent now, so a blob that is gone is null before the response starts); a
+    /// GET cut off midway is reopened where it stopped. An empty range is a HEAD.
+    /// </summary>
+    public async ValueTask<Stream?> OpenRangeAsync(Digest digest, long offset, long length, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        var key = _bucket.BlobKey(digest);
+        if (length == 0)
+        {
+            if (await _bucket.HeadAsync(key, ct) is not { } head) return null;
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(offset, head.ContentLength);
+            return new MemoryStream([], writable: false);
+        }
+        var stream = new S3ObjectStream(_bucket, key, offset, length);
+        try
+        {
+            if (await stream.OpenNowAsync(ct)) return stream;
+        }
+        catch
+        {
+            await stream.DisposeAsync();
+            throw;
+        }
+        await stream.DisposeAsync();
+        return null;
+    }
+
     public async ValueTask<bool> ExistsAsync(Digest digest, CancellationToken ct) =>
         await _bucket.HeadAsync(_bucket.BlobKey(digest), ct) is not null;
 
@@ -463,8 +492,6 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
             _locks.TryRemove(id.Value, out _);
         }
     }
-
-    public IEnumerable<Digest> EnumerateBlobs() => ToEnumerable(EnumerateBlobsAsync(CancellationToken.None));
 
     /// <summary>Every blob in the bucket, listed a page at a time (ListObjectsV2).</summary>
     public async IAsyncEnumerable<Digest> EnumerateBlobsAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)

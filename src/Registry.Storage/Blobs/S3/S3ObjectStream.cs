@@ -1,16 +1,53 @@
+using System.Globalization;
+using System.Net;
+using Amazon.S3;
 using Amazon.S3.Model;
 
 namespace Registry.Storage.Blobs.S3;
 
 /// <summary>
-/// A seekable read stream over one object: each read continues one ranged GET (<c>Range: bytes=&lt;position&gt;-</c>)
-/// opened at the first read after a seek, so serving a range of a blob fetches only that range from S3. A GET cut
-/// off midway is reopened at the position reached (a few times), so a dropped connection to S3 does not fail a
-/// long download.
+/// A seekable read stream over one object, or over the <paramref name="length"/> bytes of it from
+/// <paramref name="start"/> (its position 0 is the object's byte <paramref name="start"/>): each read continues one
+/// ranged GET (<c>Range: bytes=&lt;start + position&gt;-&lt;start + length - 1&gt;</c>) opened at the first read after
+/// a seek, so serving a range of a blob fetches only that range from S3. A GET cut off midway is reopened at the
+/// position reached (a few times), so a dropped connection to S3 does not fail a long download.
 /// </summary>
-public sealed class S3ObjectStream(S3Bucket bucket, string key, long length) : Stream
+public sealed class S3ObjectStream(S3Bucket bucket, string key, long start, long length) : Stream
 {
     private const int MaxReopens = 3;
+
+    public S3ObjectStream(S3Bucket bucket, string key, long length) : this(bucket, key, 0, length) { }
+
+    /// <summary>
+    /// Sends the first GET now: false if there is no such object; <see cref="ArgumentOutOfRangeException"/> if the
+    /// window does not lie within it.
+    /// </summary>
+    internal async ValueTask<bool> OpenNowAsync(CancellationToken ct)
+    {
+        try
+        {
+            _response = await OpenAsync(_position, ct);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"range {start}+{length} is outside {key}");
+        }
+        // Content-Range: bytes <first>-<last>/<size>; S3 shortens a range that runs past the end instead of refusing it.
+        var total = _response.ContentRange is { } range && range.LastIndexOf('/') is var slash and >= 0
+            && long.TryParse(range.AsSpan(slash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var size)
+            ? size
+            : _response.ContentLength;
+        if (start > total - length)
+        {
+            Close(ref _response);
+            throw new ArgumentOutOfRangeException(nameof(start), $"range {start}+{length} is outside {key}'s {total} bytes");
+        }
+        return true;
+    }
 
     private GetObjectResponse? _response;
     private long _position;
@@ -61,7 +98,7 @@ public sealed class S3ObjectStream(S3Bucket bucket, string key, long length) : S
         {
             BucketName = bucket.Name,
             Key = key,
-            ByteRange = new ByteRange(from, length - 1),
+            ByteRange = new ByteRange(start + from, start + length - 1),
         }, t), ct);
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
