@@ -49,6 +49,11 @@ static async Task<int> ImportAsync(string[] args)
         return 2;
     }
     await using var app = RegistryApp.Create([.. args[..at], .. args[(at + 2)..]]);
+    if (!Registry.Api.Storage.DistributionImport.CanImport(app.Services))
+    {
+        Console.Error.WriteLine($"import refused: {Registry.Api.Storage.DistributionImport.RefusedWithS3}");
+        return 2;
+    }
     using var cancel = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) =>
     {

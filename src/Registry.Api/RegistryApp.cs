@@ -47,7 +47,7 @@ public static class RegistryApp
             });
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         // Before the metadata store exists: a registry:2 tree and no database means "import it first".
-        var startupImport = new StartupImport.Plan(DistributionImport.PlanAtStartup(builder.Configuration));
+        var startupImport = DistributionImport.PlanAtStartup(builder.Configuration);
         var tls = builder.Configuration.GetSection("Registry:Http:Tls").Get<RegistryOptions.TlsSettings>() ?? new();
         var configuredUrls = builder.Configuration["urls"];
         var urls = RegistryTls.ListenUrls(string.IsNullOrEmpty(configuredUrls) ? DefaultUrl : configuredUrls, tls.Enabled);

@@ -16,20 +16,35 @@ namespace Registry.Api.Storage;
 /// </summary>
 internal static class DistributionImport
 {
+    /// <summary>Why there is no import with <c>Registry:Storage:Kind=s3</c>.</summary>
+    public const string RefusedWithS3 =
+        "the registry:2 import is not available with Registry:Storage:Kind=s3: it publishes blobs into the filesystem "
+        + "store under Registry:Storage:Path (by hard link or copy), not into the bucket. Import with "
+        + "Registry:Storage:Kind=filesystem, or copy the images into the running registry (e.g. skopeo copy or regctl).";
+
     /// <summary>
     /// Decides, before the metadata store is opened (and would create the database), whether this start must import
-    /// a registry:2 tree; if so, records that in the marker and returns the tree's root.
+    /// a registry:2 tree; if so, records that in the marker and returns the tree's root. With
+    /// <c>Registry:Storage:Kind=s3</c> nothing is imported: the plan says why, and no marker is written.
     /// </summary>
-    public static string? PlanAtStartup(IConfiguration configuration)
+    public static StartupImport.Plan PlanAtStartup(IConfiguration configuration)
     {
         var layout = new StorageLayout(configuration[$"{RegistryOptions.Section}:Storage:Path"] is { Length: > 0 } path ? path : "./data");
+        var s3 = configuration[$"{RegistryOptions.Section}:Storage:Kind"] == RegistryOptions.StorageKinds.S3;
         if (File.Exists(layout.ImportMarkerPath))
-            return File.ReadAllText(layout.ImportMarkerPath).Trim() is { Length: > 0 } source ? source : layout.Root;
-        if (File.Exists(layout.DatabasePath) || !DistributionImporter.HoldsDistributionTree(layout.Root)) return null;
+            return s3
+                ? new StartupImport.Plan(null, RefusedWithS3)
+                : new StartupImport.Plan(File.ReadAllText(layout.ImportMarkerPath).Trim() is { Length: > 0 } source ? source : layout.Root);
+        if (File.Exists(layout.DatabasePath) || !DistributionImporter.HoldsDistributionTree(layout.Root)) return new(null);
+        if (s3) return new StartupImport.Plan(null, RefusedWithS3);
         Directory.CreateDirectory(layout.Root);
         File.WriteAllText(layout.ImportMarkerPath, layout.Root);
-        return layout.Root;
+        return new StartupImport.Plan(layout.Root);
     }
+
+    /// <summary>Whether the configured blob store is one the import can write to (the filesystem store).</summary>
+    public static bool CanImport(IServiceProvider services) =>
+        services.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Kind != RegistryOptions.StorageKinds.S3;
 
     public static DistributionImporter CreateImporter(IServiceProvider services) => new(
         services.GetRequiredService<FileSystemBlobStore>(),
@@ -46,6 +61,7 @@ internal static class DistributionImport
     public static async Task<DistributionImportReport> RunAsync(IServiceProvider services, string source,
         Action<string> progress, CancellationToken ct)
     {
+        if (!CanImport(services)) throw new InvalidOperationException(RefusedWithS3);
         var layout = services.GetRequiredService<StorageLayout>();
         await File.WriteAllTextAsync(layout.ImportMarkerPath, Path.GetFullPath(source), ct);
         var report = await CreateImporter(services).ImportAsync(source, progress, ct);
@@ -58,10 +74,13 @@ internal static class DistributionImport
 internal sealed class StartupImport(IServiceProvider services, StartupImport.Plan plan, ILogger<StartupImport> logger)
     : IHostedService
 {
-    public sealed record Plan(string? Source);
+    /// <param name="Refused">Why a registry:2 tree in the storage folder is not imported (null: nothing refused).</param>
+    public sealed record Plan(string? Source, string? Refused = null);
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        if (plan.Refused is { } refused)
+            logger.LogError("The registry:2 storage in the storage folder is NOT imported: {Reason}", refused);
         if (plan.Source is not { } source) return;
         logger.LogInformation("Importing the registry:2 storage in {Source}", source);
         var report = await DistributionImport.RunAsync(services, source, line => logger.LogInformation("import {Line}", line),

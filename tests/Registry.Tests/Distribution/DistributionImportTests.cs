@@ -106,6 +106,24 @@ public sealed class DistributionImportTests(Distribution282 registry2) : IClassF
     }
 
     [Fact]
+    public async Task The_import_command_refuses_with_storage_kind_s3_and_writes_no_blob()
+    {
+        var root = registry2.CopyTree(_temp.Path);
+        var storage = _temp.Sub("s3-storage");
+
+        var result = await RunServerCommandAsync("import", "--from", root, $"--Registry:Storage:Path={storage}",
+            "--Registry:Storage:Kind=s3", "--Registry:Storage:S3:ServiceUrl=http://127.0.0.1:9",
+            "--Registry:Storage:S3:Bucket=registry", "--Registry:Storage:S3:AccessKey=key",
+            "--Registry:Storage:S3:SecretKey=secret");
+
+        result.ExitCode.Should().Be(2, result.Output);
+        result.Output.Should().Contain("import refused").And.Contain("Registry:Storage:Kind=s3");
+        var blobs = new StorageLayout(storage).BlobsRoot;
+        (Directory.Exists(blobs) ? Directory.EnumerateFiles(blobs, "*", SearchOption.AllDirectories) : []).Should().BeEmpty();
+        File.Exists(new StorageLayout(storage).ImportMarkerPath).Should().BeFalse();
+    }
+
+    [Fact]
     public async Task The_import_command_prints_progress_and_a_report_and_a_second_run_changes_nothing()
     {
         var root = registry2.CopyTree(_temp.Path);
