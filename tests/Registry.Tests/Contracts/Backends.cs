@@ -1,6 +1,7 @@
 using System.Text;
 using Registry.Storage;
 using Registry.Storage.Blobs;
+using Registry.Storage.Blobs.S3;
 using Registry.Storage.Metadata;
 using Registry.Storage.Model;
 
@@ -56,6 +57,34 @@ public sealed class FileSystemBackend : IBlobBackend
     {
         try { Directory.Delete(_layout.Root, recursive: true); } catch (IOException) { }
         return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// The S3 blob store under a key prefix of its own (<paramref name="settings"/>); each store opened is another
+/// instance with its own client, as another replica holds. Disposing it deletes every object and aborts every
+/// multipart upload under the prefix.
+/// </summary>
+public sealed class S3Backend(S3Settings settings) : IBlobBackend
+{
+    private readonly List<S3Bucket> _opened = [];
+
+    public Task<IBlobStore> OpenAsync()
+    {
+        var bucket = new S3Bucket(settings);
+        _opened.Add(bucket);
+        return Task.FromResult<IBlobStore>(new S3BlobStore(bucket, new S3UploadSessionStore(bucket), partSize: S3BlobStore.MinPartSize));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var bucket = _opened.Count > 0 ? _opened[0] : new S3Bucket(settings);
+        if (_opened.Count == 0) _opened.Add(bucket);
+        await foreach (var upload in bucket.ListMultipartUploadsAsync(bucket.Prefix, default))
+            await bucket.AbortAsync(upload.Key, upload.UploadId, default);
+        await foreach (var item in bucket.ListAsync(bucket.Prefix, default))
+            await bucket.DeleteAsync(item.Key, default);
+        foreach (var opened in _opened) opened.Dispose();
     }
 }
 

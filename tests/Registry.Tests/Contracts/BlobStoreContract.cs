@@ -1,7 +1,9 @@
 using System.IO.Pipelines;
 using System.Security.Cryptography;
 using Registry.Storage.Blobs;
+using Registry.Storage.Blobs.S3;
 using Registry.Storage.Model;
+using Registry.Tests.Stack;
 using static Registry.Tests.Contracts.Sample;
 
 namespace Registry.Tests.Contracts;
@@ -9,10 +11,13 @@ namespace Registry.Tests.Contracts;
 /// <summary>
 /// What every <see cref="IBlobStore"/> promises: content is verified and published atomically under its digest,
 /// publishing twice is success, appends are all or nothing, sessions outlive the instance that started them, and
-/// ranges read exactly their bytes.
+/// ranges read exactly their bytes. Several sizes cross S3's 5 MiB minimum part size, so that multipart parts,
+/// pending tails and their read-back are exercised too.
 /// </summary>
 public abstract class BlobStoreContract : BlobContract
 {
+    protected const int MiB = 1 << 20;
+
     private static PipeReader Body(byte[] bytes) => PipeReader.Create(new MemoryStream(bytes));
 
     private async Task<UploadId> NewUploadAsync()
@@ -103,9 +108,9 @@ public abstract class BlobStoreContract : BlobContract
     [Fact]
     public async Task A_single_request_store_shorter_than_declared_publishes_nothing()
     {
-        var data = RandomNumberGenerator.GetBytes(1000);
+        var data = RandomNumberGenerator.GetBytes(6 * MiB);
 
-        var result = await Store.StoreAsync(DigestOf(data), Body(data), data.Length + 10, default);
+        var result = await Store.StoreAsync(DigestOf(data), Body(data[..(3 * MiB)]), data.Length, default);
 
         result.Status.Should().Be(CommitStatus.Incomplete);
         (await Store.ExistsAsync(DigestOf(data), default)).Should().BeFalse();
@@ -243,7 +248,7 @@ public abstract class BlobStoreContract : BlobContract
     [Fact]
     public async Task Sha512_digests_are_verified()
     {
-        var data = RandomNumberGenerator.GetBytes(1000);
+        var data = RandomNumberGenerator.GetBytes(6 * MiB + 3);
         var id = await NewUploadAsync();
         await Store.AppendAsync(id, 0, Body(data), null, default);
 
@@ -280,18 +285,142 @@ public abstract class BlobStoreContract : BlobContract
         await Store.CancelUploadAsync(id, default);
 
         (await Store.GetUploadSizeAsync(id, default)).Should().BeNull();
+        (await Store.AppendAsync(id, null, Body([1]), 1, default)).Status.Should().Be(AppendStatus.UnknownSession);
+        (await Store.CommitAsync(id, DigestOf([]), null, default)).Status.Should().Be(CommitStatus.UnknownSession);
+    }
+
+    [Fact]
+    public async Task Chunks_of_any_size_appended_in_order_commit_under_their_digest()
+    {
+        var data = RandomNumberGenerator.GetBytes(14 * MiB + 123);
+        int[] cuts = [1, 3 * MiB, 4 * MiB, 10 * MiB + 7, 11 * MiB, data.Length];
+        var id = await NewUploadAsync();
+
+        var start = 0;
+        foreach (var cut in cuts)
+        {
+            var result = await Store.AppendAsync(id, start, Body(data[start..cut]), cut - start, default);
+            result.Should().Be(new AppendResult(AppendStatus.Appended, cut));
+            start = cut;
+        }
+        var commit = await Store.CommitAsync(id, DigestOf(data), data.Length, default);
+
+        commit.Should().Be(new CommitResult(CommitStatus.Committed, data.Length));
+        (await ContentAsync(DigestOf(data))).Should().Equal(data);
+        (await Store.GetUploadSizeAsync(id, default)).Should().BeNull();
+    }
+
+    [Fact]
+    public async Task A_body_cut_off_after_several_megabytes_leaves_the_session_as_it_was()
+    {
+        var data = RandomNumberGenerator.GetBytes(8 * MiB);
+        var id = await NewUploadAsync();
+        await Store.AppendAsync(id, 0, Body(data[..(2 * MiB)]), 2 * MiB, default);
+
+        // The client goes away after 5 MiB of a 6 MiB chunk.
+        var cut = PipeReader.Create(new FailingStream(data[(2 * MiB)..], failAfter: 5 * MiB));
+        var result = await Store.AppendAsync(id, 2 * MiB, cut, 6 * MiB, default);
+
+        result.Should().Be(new AppendResult(AppendStatus.Incomplete, 2 * MiB));
+        (await Store.GetUploadSizeAsync(id, default)).Should().Be(2 * MiB);
+        (await Store.AppendAsync(id, 2 * MiB, Body(data[(2 * MiB)..]), 6 * MiB, default)).Size.Should().Be(8 * MiB);
+        (await Store.CommitAsync(id, DigestOf(data), data.Length, default)).Status.Should().Be(CommitStatus.Committed);
+        (await ContentAsync(DigestOf(data))).Should().Equal(data);
+    }
+
+    [Fact]
+    public async Task Committing_a_session_whose_content_is_already_stored_succeeds_and_ends_the_session()
+    {
+        var data = RandomNumberGenerator.GetBytes(7 * MiB);
+        var first = await NewUploadAsync();
+        var second = await NewUploadAsync();
+        await Store.AppendAsync(first, 0, Body(data), data.Length, default);
+        await Store.AppendAsync(second, 0, Body(data), data.Length, default);
+
+        (await Store.CommitAsync(first, DigestOf(data), null, default)).Status.Should().Be(CommitStatus.Committed);
+        var again = await Store.CommitAsync(second, DigestOf(data), null, default);
+
+        again.Should().Be(new CommitResult(CommitStatus.Committed, data.Length));
+        (await ContentAsync(DigestOf(data))).Should().Equal(data);
+        (await Store.GetUploadSizeAsync(second, default)).Should().BeNull();
+    }
+
+    [Fact]
+    public async Task An_empty_session_commits_the_empty_blob()
+    {
+        var id = await NewUploadAsync();
+
+        var result = await Store.CommitAsync(id, DigestOf([]), 0, default);
+
+        result.Should().Be(new CommitResult(CommitStatus.Committed, 0));
+        (await ContentAsync(DigestOf([])))!.Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task A_single_request_store_larger_than_a_part_is_published_only_if_it_matches_its_digest()
+    {
+        var data = RandomNumberGenerator.GetBytes(11 * MiB);
+        var wrong = DigestOf([1]);
+
+        var refused = await Store.StoreAsync(wrong, Body(data), data.Length, default);
+        var stored = await Store.StoreAsync(DigestOf(data), Body(data), null, default);
+
+        refused.Status.Should().Be(CommitStatus.DigestMismatch);
+        (await Store.ExistsAsync(wrong, default)).Should().BeFalse();
+        stored.Should().Be(new CommitResult(CommitStatus.Committed, data.Length));
+        (await ContentAsync(DigestOf(data))).Should().Equal(data);
+    }
+
+    [Fact]
+    public async Task The_whole_content_stream_reads_exactly_the_bytes_at_the_position_it_seeks_to()
+    {
+        var data = RandomNumberGenerator.GetBytes(3 * MiB);
+        await Store.PutAsync(DigestOf(data), data, default);
+        var content = await Store.OpenAsync(DigestOf(data), default);
+
+        await using var stream = content!.OpenStream();
+        stream.Seek(MiB + 17, SeekOrigin.Begin);
+        var range = new byte[1000];
+        await stream.ReadExactlyAsync(range);
+        stream.Seek(5, SeekOrigin.Begin);
+        var start = new byte[10];
+        await stream.ReadExactlyAsync(start);
+
+        content.Length.Should().Be(data.Length);
+        range.Should().Equal(data[(MiB + 17)..(MiB + 1017)]);
+        start.Should().Equal(data[5..15]);
+    }
+
+    [Fact]
+    public async Task A_published_blob_has_the_time_it_was_written_and_an_unknown_one_has_none()
+    {
+        var digest = await PublishAsync(RandomNumberGenerator.GetBytes(50));
+
+        Store.WrittenAt(digest).Should().BeCloseTo(DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5));
+        Store.WrittenAt(DigestOf("never")).Should().BeNull();
+    }
+
+    [Fact]
+    public async Task Sessions_written_before_a_time_are_listed_and_later_ones_are_not()
+    {
+        var id = await NewUploadAsync();
+        await Store.AppendAsync(id, 0, Body([1, 2]), 2, default);
+
+        Store.ListUploadsWrittenBefore(DateTimeOffset.UtcNow.AddMinutes(5)).Should().Contain(id);
+        Store.ListUploadsWrittenBefore(DateTimeOffset.UtcNow.AddMinutes(-5)).Should().NotContain(id);
     }
 
     [Fact]
     public async Task A_session_started_by_one_instance_continues_and_commits_in_another()
     {
-        var data = RandomNumberGenerator.GetBytes(3_000_000);
+        var data = RandomNumberGenerator.GetBytes(9 * MiB + 5);
+        var split = 6 * MiB + 1;
         var id = await NewUploadAsync();
-        await Store.AppendAsync(id, 0, Body(data[..2_000_000]), null, default);
+        await Store.AppendAsync(id, 0, Body(data[..split]), null, default);
 
         var other = await OpenAnotherAsync();
-        (await other.GetUploadSizeAsync(id, default)).Should().Be(2_000_000);
-        await other.AppendAsync(id, 2_000_000, Body(data[2_000_000..]), null, default);
+        (await other.GetUploadSizeAsync(id, default)).Should().Be(split);
+        await other.AppendAsync(id, split, Body(data[split..]), null, default);
         var result = await other.CommitAsync(id, DigestOf(data), null, default);
 
         result.Status.Should().Be(CommitStatus.Committed);
@@ -362,7 +491,43 @@ public abstract class BlobStoreContract : BlobContract
     }
 }
 
+/// <summary>Yields its bytes, then fails as a dropped connection does.</summary>
+internal sealed class FailingStream(byte[] data, int failAfter) : Stream
+{
+    private int _position;
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        if (_position >= failAfter) throw new IOException("connection reset by peer");
+        var n = Math.Min(count, Math.Min(failAfter, data.Length) - _position);
+        Array.Copy(data, _position, buffer, offset, n);
+        _position += n;
+        return n;
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _position; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
 public sealed class FileSystemBlobStoreContract : BlobStoreContract
 {
     protected override IBlobBackend CreateBackend() => new FileSystemBackend();
+}
+
+/// <summary>
+/// The S3 store on the stack's Ceph (<see cref="CephStack"/>), a key prefix of its own per test; every store opened
+/// is another instance (another replica) over the same bucket and prefix. Parts are S3's minimum size, so the
+/// tests' few megabytes span several parts.
+/// </summary>
+[Collection(CephCollection.Name)]
+public sealed class S3BlobStoreContract(CephStack ceph) : BlobStoreContract
+{
+    protected override IBlobBackend CreateBackend() => new S3Backend(ceph.NewSettings());
 }

@@ -1,5 +1,6 @@
 using Amazon.Runtime;
 using Amazon.S3;
+using Registry.Storage.Blobs.S3;
 
 namespace Registry.Tests.Stack;
 
@@ -33,6 +34,33 @@ public sealed class CephStack : IAsyncLifetime
     }
 
     public Task DisposeAsync() => _script.StopAsync();
+
+    /// <summary>The registry's S3 settings for this Ceph's bucket, under a key prefix no other test uses.</summary>
+    public S3Settings NewSettings() => new()
+    {
+        ServiceUrl = Endpoint.GetLeftPart(UriPartial.Authority),
+        Bucket = Bucket,
+        Region = Region,
+        AccessKey = AccessKey,
+        SecretKey = SecretKey,
+        Prefix = $"test-{Guid.NewGuid():N}/",
+    };
+
+    /// <summary>The registry's own settings for <c>Registry:Storage:Kind=s3</c> on this Ceph.</summary>
+    public Dictionary<string, string?> RegistrySettings(S3Settings? settings = null)
+    {
+        settings ??= NewSettings();
+        return new Dictionary<string, string?>
+        {
+            ["Registry:Storage:Kind"] = "s3",
+            ["Registry:Storage:S3:ServiceUrl"] = settings.ServiceUrl,
+            ["Registry:Storage:S3:Bucket"] = settings.Bucket,
+            ["Registry:Storage:S3:Region"] = settings.Region,
+            ["Registry:Storage:S3:AccessKey"] = settings.AccessKey,
+            ["Registry:Storage:S3:SecretKey"] = settings.SecretKey,
+            ["Registry:Storage:S3:Prefix"] = settings.Prefix,
+        };
+    }
 
     /// <summary>
     /// An S3 client set up the way RGW 16.2 needs it: path-style addressing, the stack's region, and checksums

@@ -12,7 +12,7 @@ namespace Registry.Tests.Storage;
 
 /// <summary>What only the S3 store has: sessions shared by replicas, multipart leftovers, large copies, retries.</summary>
 [Collection(CephCollection.Name)]
-public sealed class S3BlobStoreTests(CephFixture ceph) : IDisposable
+public sealed class S3BlobStoreTests(CephStack ceph) : IDisposable
 {
     private const int MiB = 1 << 20;
 
@@ -78,7 +78,7 @@ public sealed class S3BlobStoreTests(CephFixture ceph) : IDisposable
         await store.CreateUploadAsync(live, default);
         (await store.AppendAsync(live, 0, Body(new byte[6 * MiB]), null, default)).Size.Should().Be(6 * MiB);
         // Its first part is uploaded (a multipart upload started), then the client goes away.
-        var cut = PipeReader.Create(new BlobStoreContract.FailingStreamForTests(new byte[7 * MiB], 6 * MiB));
+        var cut = PipeReader.Create(new Contracts.FailingStream(new byte[7 * MiB], 6 * MiB));
         (await store.AppendAsync(cutOff, 0, cut, 7 * MiB, default)).Status.Should().Be(AppendStatus.Incomplete);
         (await OpenMultipartUploadsAsync(bucket)).Should().BeEquivalentTo([bucket.DataKey(live), bucket.DataKey(cutOff)]);
 

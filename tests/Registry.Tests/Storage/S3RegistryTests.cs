@@ -10,7 +10,7 @@ namespace Registry.Tests.Storage;
 
 /// <summary>The real registry with <c>Registry:Storage:Kind=s3</c> on a real Ceph, over HTTP.</summary>
 [Collection(CephCollection.Name)]
-public sealed class S3RegistryTests(CephFixture ceph) : IAsyncLifetime
+public sealed class S3RegistryTests(CephStack ceph) : IAsyncLifetime
 {
     private const int MiB = 1 << 20;
 
@@ -131,7 +131,7 @@ public sealed class S3RegistryTests(CephFixture ceph) : IAsyncLifetime
 }
 
 [Collection(CephCollection.Name)]
-public sealed class S3RedirectTests(CephFixture ceph)
+public sealed class S3RedirectTests(CephStack ceph)
 {
     [Fact]
     public async Task With_redirects_on_a_pull_answers_307_to_a_presigned_url_that_serves_the_blob()
@@ -147,7 +147,7 @@ public sealed class S3RedirectTests(CephFixture ceph)
         var response = await client.GetAsync($"v2/{repo}/blobs/{digest}");
 
         response.StatusCode.Should().Be(HttpStatusCode.TemporaryRedirect);
-        response.Headers.Location!.GetLeftPart(UriPartial.Authority).Should().Be(new Uri(ceph.Endpoint).GetLeftPart(UriPartial.Authority));
+        response.Headers.Location!.GetLeftPart(UriPartial.Authority).Should().Be(ceph.Endpoint.GetLeftPart(UriPartial.Authority));
         using var plain = new HttpClient();
         (await plain.GetByteArrayAsync(response.Headers.Location)).Should().Equal(data);
     }
