@@ -153,6 +153,32 @@ public sealed class S3RedirectTests(CephStack ceph)
     }
 }
 
+/// <summary>The registry:2 import with <c>Registry:Storage:Kind=s3</c> (the import writes only the filesystem store).</summary>
+[Collection(CephCollection.Name)]
+public sealed class S3ImportTests(CephStack ceph, Distribution.Distribution282 registry2)
+    : IClassFixture<Distribution.Distribution282>, IDisposable
+{
+    private readonly Clients.TempDir _temp = new("s3-import-");
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public async Task Starting_with_storage_kind_s3_on_a_registry2_storage_serves_without_importing_it()
+    {
+        var root = registry2.CopyTree(_temp.Path);
+
+        await using var server = await RegistryServer.StartAsync(ceph.RegistrySettings(), storagePath: root);
+
+        using var client = server.CreateClient();
+        var catalog = await Http.GetJsonAsync(client, "v2/_catalog");
+        catalog.GetProperty("repositories").GetArrayLength().Should().Be(0, "nothing may be imported into the filesystem store");
+        var layout = new Registry.Storage.StorageLayout(root);
+        File.Exists(layout.ImportMarkerPath).Should().BeFalse();
+        (Directory.Exists(layout.BlobsRoot) ? Directory.EnumerateFiles(layout.BlobsRoot, "*", SearchOption.AllDirectories) : [])
+            .Should().BeEmpty();
+    }
+}
+
 public sealed class S3SettingsTests
 {
     [Fact]
