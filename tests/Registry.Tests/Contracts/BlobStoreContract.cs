@@ -78,6 +78,7 @@ public abstract class BlobStoreContract : BlobContract
 
         (await Store.OpenAsync(digest, default)).Should().BeNull();
         (await Store.OpenRangeAsync(digest, 0, 0, default)).Should().BeNull();
+        (await Store.OpenRangeAsync(digest, 0, 10, default)).Should().BeNull();
         (await Store.ExistsAsync(digest, default)).Should().BeFalse();
     }
 
@@ -441,6 +442,20 @@ public abstract class BlobStoreContract : BlobContract
         var stream = await Store.OpenRangeAsync(digest, offset, length, default);
 
         (await ReadAllAsync(stream!)).Should().Equal(data[offset..(offset + length)]);
+    }
+
+    [Theory]
+    [InlineData(1001, 0)]
+    [InlineData(1000, 1)]
+    [InlineData(900, 101)]
+    [InlineData(2000, 10)]
+    public async Task A_range_outside_the_blob_is_refused(int offset, int length)
+    {
+        var digest = await PublishAsync(RandomNumberGenerator.GetBytes(1000));
+
+        var open = async () => await (await Store.OpenRangeAsync(digest, offset, length, default))!.DisposeAsync();
+
+        await open.Should().ThrowAsync<ArgumentOutOfRangeException>();
     }
 
     [Fact]
