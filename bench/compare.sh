@@ -6,7 +6,8 @@
 # Environment:
 #   ROUNDS=3          rounds (each runs ours, then distribution)
 #   QUICK=1           pass --quick to every run (a smoke test of this script)
-#   BENCH_ARGS=...    more arguments for every benchmark run, e.g. "--duration 5 --skip ceilings"
+#   BENCH_ARGS=...    more arguments for every benchmark run, e.g. "--duration 5 --skip ceilings", or
+#                     "--only ci-pull,ci-push" for the CI-shaped phases alone
 #   OURS_ARGS=...     more arguments for our server, e.g. "--Registry:Storage:FlushToDisk=false"
 #   AOT=0             build ours framework-dependent (JIT) instead of trying native AOT first
 #   REGISTRY_SRC=DIR  repository to build ours from (default: this one)
