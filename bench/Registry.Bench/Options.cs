@@ -27,6 +27,7 @@ internal sealed class Options
     public int Writers { get; private set; } = 8;
     public int Readers { get; private set; } = 32;
     public int CiPulls { get; private set; }
+    public TimeSpan IdleAfter { get; private set; }
     public int CiArtifacts { get; private set; }
 
     /// <summary>null: anonymous; <c>basic</c> or <c>bearer</c> with <see cref="User"/> and <see cref="Password"/>.</summary>
@@ -60,13 +61,15 @@ internal sealed class Options
           --disk-mib N      size of the fsync'd disk ceiling file (default 1024, quick 128)
           --ci-pulls N      concurrent pulls of the 5-layer image in ci-pull (default 50)
           --ci-artifacts N  small artifacts per round in ci-push (default 200)
+          --idle-after S    with --pid: wait S seconds after the last phase and report the server's RSS then
+                            (default 45, quick 0)
         """;
 
     public static Options Parse(string[] args)
     {
         var o = new Options();
         string? blobMib = null, duration = null, tags = null, repos = null, diskMib = null, ciPulls = null,
-            ciArtifacts = null;
+            ciArtifacts = null, idleAfter = null;
         for (var i = 0; i < args.Length; i++)
         {
             var arg = args[i];
@@ -89,6 +92,7 @@ internal sealed class Options
                 case "--disk-mib": diskMib = Next(); break;
                 case "--ci-pulls": ciPulls = Next(); break;
                 case "--ci-artifacts": ciArtifacts = Next(); break;
+                case "--idle-after": idleAfter = Next(); break;
                 case "--auth": o.Auth = Next(); break;
                 case "--user": o.User = Next(); break;
                 case "--password": o.Password = Next(); break;
@@ -111,6 +115,8 @@ internal sealed class Options
         o.LoopbackBytes = o.BlobSize;
         o.CiPulls = ciPulls is null ? 50 : int.Parse(ciPulls, CultureInfo.InvariantCulture);
         o.CiArtifacts = ciArtifacts is null ? 200 : int.Parse(ciArtifacts, CultureInfo.InvariantCulture);
+        o.IdleAfter = TimeSpan.FromSeconds(idleAfter is null ? (q ? 0 : 45)
+            : double.Parse(idleAfter, CultureInfo.InvariantCulture));
         return o;
     }
 
