@@ -90,6 +90,11 @@ public static class RegistryApp
         var app = builder.Build();
         if (distribution.Ignored.Count > 0)
             app.Logger.LogWarning("registry:2 settings with no equivalent here, ignored: {Keys}", string.Join(", ", distribution.Ignored));
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var trimmer = IdleMemoryTrimmer.Start(app.Services.GetRequiredService<TimeProvider>());
+            app.Lifetime.ApplicationStopping.Register(trimmer.Dispose);
+        });
         app.UseRequestTelemetry();
         app.UseRegistryErrors();
         app.UseMetricsEndpoint();
