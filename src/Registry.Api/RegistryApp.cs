@@ -121,15 +121,15 @@ public static class RegistryApp
         services.AddSingleton(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
             provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
         services.AddSingleton<IBlobStore>(provider => provider.GetRequiredService<FileSystemBlobStore>());
-        services.AddSingleton(provider =>
-            metadata.Take(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path)
-            ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath,
-                durable: provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
-        services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
-        services.AddSingleton<IDeliveryCursors>(provider => provider.GetRequiredService<SqliteMetadataStore>());
-        services.AddSingleton<IDistributionImportStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
-        services.AddSingleton<IGarbageCollectionStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
-        services.AddSingleton<IStorageUsage>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        // One store object behind every metadata contract, chosen by Registry:Metadata:Kind.
+        services.AddSingleton(provider => MetadataBackend.Open(provider.GetRequiredService<IOptions<RegistryOptions>>().Value,
+            provider.GetRequiredService<StorageLayout>, metadata));
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().Sqlite);
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IMetadataStore>());
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IDeliveryCursors>());
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IDistributionImportStore>());
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IGarbageCollectionStore>());
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IStorageUsage>());
         services.AddSingleton<BlobPins>();
         services.AddSingleton<GarbageCollector>();
         services.AddSingleton<GcRunner>();

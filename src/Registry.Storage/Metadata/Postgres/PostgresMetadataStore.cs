@@ -85,8 +85,12 @@ public sealed partial class PostgresMetadataStore : IMetadataStore, IDeliveryCur
 
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
+    private int _disposed;
+
+    /// <summary>Idempotent: the host disposes the one store once per contract it was registered as.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _listener.DisposeAsync();
         await _source.DisposeAsync();
     }

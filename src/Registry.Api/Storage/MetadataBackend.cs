@@ -1,0 +1,51 @@
+using Registry.Api.Configuration;
+using Registry.Storage;
+using Registry.Storage.Metadata;
+using Registry.Storage.Metadata.Postgres;
+
+namespace Registry.Api.Storage;
+
+/// <summary>
+/// The metadata store <c>Registry:Metadata:Kind</c> names, opened once: SQLite in the storage folder (the default) or
+/// a PostgreSQL database shared by several replicas. Every metadata contract resolves to this one object.
+/// </summary>
+internal sealed class MetadataBackend : IAsyncDisposable
+{
+    private readonly object _store;
+
+    private MetadataBackend(object store) => _store = store;
+
+    public static MetadataBackend Open(RegistryOptions options, Func<StorageLayout> layout, EarlyMetadataStore early)
+    {
+        if (!options.Metadata.IsPostgres)
+            return new MetadataBackend(early.Take(options.Storage.Path)
+                ?? new SqliteMetadataStore(layout().DatabasePath, durable: options.Storage.FlushToDisk));
+        try
+        {
+            return new MetadataBackend(PostgresMetadataStore.OpenAsync(options.Metadata.ConnectionString!).GetAwaiter().GetResult());
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException
+                                      or System.Net.Sockets.SocketException)
+        {
+            var target = new Npgsql.NpgsqlConnectionStringBuilder(options.Metadata.ConnectionString);
+            throw new InvalidOperationException(
+                $"Registry:Metadata: could not open the PostgreSQL database '{target.Database}' on {target.Host}:{target.Port} " +
+                $"as '{target.Username}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>The SQLite store, for read models that still run SQL of their own (search, tag details).</summary>
+    public SqliteMetadataStore Sqlite => _store as SqliteMetadataStore ?? throw new InvalidOperationException(
+        "this feature needs Registry:Metadata:Kind=sqlite; it has no PostgreSQL implementation yet");
+
+    public T As<T>() where T : class => (T)_store;
+
+    public async ValueTask DisposeAsync()
+    {
+        switch (_store)
+        {
+            case IAsyncDisposable asynchronous: await asynchronous.DisposeAsync(); break;
+            case IDisposable disposable: disposable.Dispose(); break;
+        }
+    }
+}
