@@ -4,7 +4,7 @@
 #   scripts/stack/postgres.sh start   initdb into the state dir, start postgres on 127.0.0.1:$PG_PORT (default 55432)
 #                                     with its Unix socket in the state dir, create user and database "registry";
 #                                     prints `export PG_CONNECTION_STRING=...` and writes it to <state dir>/env
-#   scripts/stack/postgres.sh stop    stop the server named by the pid file (pg_ctl stop -m fast, else kill), wipe
+#   scripts/stack/postgres.sh stop    stop the server named by the pid file (pg_ctl stop -m immediate, else kill), wipe
 #
 # State: ${REGISTRY_STACK_DIR:-/work/stack}/postgres/. The server runs as the `postgres` user (postgres refuses
 # root), with fsync on: the durability the registry promises is the database's. Only the loopback address listens.
@@ -35,7 +35,9 @@ stop() {
   if [ -f "$state/data/postmaster.pid" ]; then
     pid=$(head -n 1 "$state/data/postmaster.pid")
     bin=$(bindir)
-    if ! as_postgres "$bin/pg_ctl" -D "$state/data" -m fast -w -t 30 stop >/dev/null 2>&1; then
+    # immediate: the data is wiped next, so the shutdown checkpoint (seconds after a test run made dozens of
+    # databases, longer than a test process waits at exit) would be wasted work.
+    if ! as_postgres "$bin/pg_ctl" -D "$state/data" -m immediate -w -t 30 stop >/dev/null 2>&1; then
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null || true
