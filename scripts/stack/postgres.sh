@@ -43,7 +43,13 @@ stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  rm -rf "$state"
+  # Renamed first (instant), then deleted in the background: a caller that exits right after (a test process at its
+  # end) cannot leave a half-wiped state dir behind, and a start right after finds none.
+  if [ -d "$state" ]; then
+    local trash="$state.wiped-$$-$RANDOM"
+    mv "$state" "$trash"
+    setsid rm -rf "$trash" </dev/null >/dev/null 2>&1 &
+  fi
 }
 
 start() {
