@@ -130,6 +130,8 @@ public static class RegistryApp
         services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IDistributionImportStore>());
         services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IGarbageCollectionStore>());
         services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IStorageUsage>());
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>()
+            .Leases(provider.GetRequiredService<TimeProvider>()));
         services.AddSingleton<BlobPins>();
         services.AddSingleton<GarbageCollector>();
         services.AddSingleton<GcRunner>();

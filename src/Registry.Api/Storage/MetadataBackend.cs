@@ -40,6 +40,9 @@ internal sealed class MetadataBackend : IAsyncDisposable
 
     public T As<T>() where T : class => (T)_store;
 
+    /// <summary>The shared store's leases, or in-memory ones when one process owns the metadata.</summary>
+    public ILeaseStore Leases(TimeProvider time) => _store as ILeaseStore ?? new LocalLeaseStore(time);
+
     public async ValueTask DisposeAsync()
     {
         switch (_store)

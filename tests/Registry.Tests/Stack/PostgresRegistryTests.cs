@@ -164,6 +164,53 @@ public sealed class PostgresRegistryTests
         }
     }
 
+    private static Dictionary<string, string?> Hooked(string database, WebhookReceiver receiver)
+    {
+        var settings = Postgres(database);
+        settings["Registry:Extensions:Events:Webhooks:0:Name"] = "both";
+        settings["Registry:Extensions:Events:Webhooks:0:Url"] = receiver.Url;
+        settings["Registry:Extensions:Events:Webhooks:0:Repositories:0"] = "*";
+        return settings;
+    }
+
+    [Fact]
+    public async Task Replicas_with_the_same_webhook_deliver_each_event_once_and_the_survivor_takes_over()
+    {
+        var database = await PostgresStack.CreateDatabaseAsync();
+        var storage = Directory.CreateTempSubdirectory("pg-hooks-").FullName;
+        await using var receiver = new WebhookReceiver(WebhookReceiver.FreePort());
+        await receiver.StartAsync();
+        try
+        {
+            var a = await RegistryServer.StartAsync(Hooked(database, receiver), storage);
+            using (var clientA = a.CreateClient())
+            {
+                // A alone takes the webhook's lease and delivers.
+                await clientA.PushImageAsync("hooks/one", "v1");
+                await Eventually(() => Task.FromResult(receiver.Received.Any(r => r.Repository == "hooks/one" && r.Action == "tag.create")),
+                    "the first push delivered");
+            }
+            await using var b = await RegistryServer.StartAsync(Hooked(database, receiver), storage);
+            using var clientB = b.CreateClient();
+            await clientB.PushImageAsync("hooks/two", "v1");
+            await Eventually(() => Task.FromResult(receiver.Received.Any(r => r.Repository == "hooks/two" && r.Action == "tag.create")),
+                "the push to the replica without the lease delivered by the one with it");
+
+            await a.DisposeAsync();
+            await clientB.PushImageAsync("hooks/three", "v1");
+            await Eventually(() => Task.FromResult(receiver.Received.Any(r => r.Repository == "hooks/three" && r.Action == "tag.create")),
+                "the push after the holder stopped delivered by the survivor");
+
+            var ids = receiver.Received.Select(r => r.Id).ToList();
+            ids.Should().OnlyHaveUniqueItems("one replica at a time delivers the webhook").And.BeInAscendingOrder();
+            receiver.Received.Select(r => r.Repository).Distinct().Should().Equal("hooks/one", "hooks/two", "hooks/three");
+        }
+        finally
+        {
+            Directory.Delete(storage, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("postgres", null, "Registry:Metadata:ConnectionString must be set")]
     [InlineData("mysql", null, "Registry:Metadata:Kind must be 'sqlite' or 'postgres'")]
