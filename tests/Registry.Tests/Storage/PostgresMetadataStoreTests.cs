@@ -125,6 +125,50 @@ public sealed class PostgresMetadataStoreTests : IAsyncLifetime
         (await other.ReadEventsAsync(0, 10, default)).Should().NotBeEmpty();
     }
 
+    private async Task<List<int>> ListeningBackendsAsync()
+    {
+        await using var connection = new NpgsqlConnection(_database);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("""
+            SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()
+            """, connection);
+        var pids = new List<int>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) pids.Add(reader.GetInt32(0));
+        return pids;
+    }
+
+    [Fact]
+    public async Task A_listener_whose_connection_is_killed_reconnects_and_hears_changes_again()
+    {
+        var listener = await OpenAsync();
+        var writer = await OpenAsync();
+        var before = await ListeningBackendsAsync();
+        before.Should().HaveCount(2, "one listening connection per store");
+        await using (var admin = new NpgsqlConnection(_database))
+        {
+            await admin.OpenAsync();
+            foreach (var pid in before)
+            {
+                await using var kill = new NpgsqlCommand($"SELECT pg_terminate_backend({pid})", admin);
+                await kill.ExecuteScalarAsync();
+            }
+        }
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        List<int> after;
+        while ((after = await ListeningBackendsAsync()).Count < 2 || after.Intersect(before).Any())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the listeners did not reconnect");
+            await Task.Delay(100);
+        }
+        await Task.Delay(100);
+        var change = listener.WaitForChangeAsync(CancellationToken.None);
+
+        await writer.PutManifestAsync(Repo("notify/reconnected"), Manifest("again"), [], [], default);
+
+        await change.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
     [Fact]
     public async Task A_refused_manifest_notifies_nobody()
     {
