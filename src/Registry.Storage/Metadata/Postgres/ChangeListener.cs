@@ -11,6 +11,7 @@ namespace Registry.Storage.Metadata.Postgres;
 internal sealed class ChangeListener(NpgsqlDataSource source) : IAsyncDisposable
 {
     private static readonly TimeSpan ReconnectDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan IdleCheck = TimeSpan.FromMinutes(1);
     private readonly CancellationTokenSource _stopping = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -41,7 +42,12 @@ internal sealed class ChangeListener(NpgsqlDataSource source) : IAsyncDisposable
                     await listen.ExecuteNonQueryAsync(ct);
                 // Listening again after a break: whatever committed while nobody listened is announced by this wake.
                 if (!_listening.TrySetResult()) Wake();
-                while (true) await connection.WaitAsync(ct);
+                // A quiet minute ends with a round trip: a connection the network dropped without a word (no RST)
+                // would otherwise wait for ever, and this store would stop hearing the other replicas.
+                while (true)
+                    if (!await connection.WaitAsync(IdleCheck, ct))
+                        await using (var ping = new NpgsqlCommand("SELECT 1", connection))
+                            await ping.ExecuteScalarAsync(ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
