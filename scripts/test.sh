@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need (skopeo, podman, buildah, umoci from Debian) when missing,
+# The one test command: installs what the tests need (skopeo, podman, buildah, umoci from Debian; Ceph, nginx and
+# PostgreSQL for the stack scripts) when missing,
 # builds, runs the whole suite and ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bash .ci/install-clients.sh || { echo "could not install the real clients"; echo "0 passed, 1 failed"; exit 1; }
+bash .ci/install-stack.sh || { echo "could not install the test stack (Ceph, nginx, PostgreSQL)"; echo "0 passed, 1 failed"; exit 1; }
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 log=$(mktemp)

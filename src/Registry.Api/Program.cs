@@ -24,7 +24,7 @@ static async Task<int> VerifyAsync(string[] args)
 {
     await using var app = RegistryApp.Create(args);
     var verifier = new StorageVerifier(app.Services.GetRequiredService<IBlobStore>(),
-        app.Services.GetRequiredService<IMetadataStore>());
+        app.Services.GetRequiredService<IVerificationStore>());
     var report = await verifier.VerifyAsync(CancellationToken.None);
     foreach (var problem in report.Problems) Console.WriteLine($"PROBLEM {problem}");
     foreach (var note in report.Notes) Console.WriteLine($"note    {note}");

@@ -124,12 +124,21 @@ public static class RegistryApp
         // One store object behind every metadata contract, chosen by Registry:Metadata:Kind.
         services.AddSingleton(provider => MetadataBackend.Open(provider.GetRequiredService<IOptions<RegistryOptions>>().Value,
             provider.GetRequiredService<StorageLayout>, metadata));
-        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().Sqlite);
-        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IMetadataStore>());
-        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IDeliveryCursors>());
-        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IDistributionImportStore>());
-        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IGarbageCollectionStore>());
-        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().As<IStorageUsage>());
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().Store);
+        // Consumers take the narrow contract they use; each resolves to the one IMetadataStore, so replacing that
+        // registration (another backend, or a test's wrapper) replaces every concern at once.
+        services.AddSingleton<ILinkStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IManifestStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IUploadStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IEventOutbox>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IVerificationStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<ISearchReadModel>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<ITagDetailsReadModel>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IDeliveryCursors>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IDistributionImportStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IGarbageCollectionStore>(provider => provider.GetRequiredService<IMetadataStore>());
+        services.AddSingleton<IStorageUsage>(provider => provider.GetRequiredService<IMetadataStore>());
+        // Leases coordinate replicas: the shared store's, or in-memory ones when one process owns the metadata.
         services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>()
             .Leases(provider.GetRequiredService<TimeProvider>()));
         services.AddSingleton<BlobPins>();

@@ -16,7 +16,7 @@ public sealed record VerifyReport(int BlobsHashed, int ManifestsChecked, IReadOn
 /// Re-hashes every blob and checks the metadata against the blob store: what an operator runs after a crash, and what
 /// the crash harness runs after every kill.
 /// </summary>
-public sealed class StorageVerifier(IBlobStore blobs, IMetadataStore metadata)
+public sealed class StorageVerifier(IBlobStore blobs, IVerificationStore metadata)
 {
     public async Task<VerifyReport> VerifyAsync(CancellationToken ct)
     {
@@ -25,7 +25,7 @@ public sealed class StorageVerifier(IBlobStore blobs, IMetadataStore metadata)
 
         var stored = new Dictionary<Digest, long>();
         var hashed = 0;
-        foreach (var digest in blobs.EnumerateBlobs())
+        await foreach (var digest in blobs.EnumerateBlobsAsync(ct))
         {
             if (await blobs.OpenAsync(digest, ct) is not { } content) continue;
             await using var stream = content.OpenStream();

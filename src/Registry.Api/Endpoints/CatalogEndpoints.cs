@@ -12,7 +12,7 @@ internal static class CatalogEndpoints
     {
         if (!Responses.TryReadPagination(context.Request, services.Options.Pagination.MaxPageSize, out var n, out var last))
             return new RegistryError(ErrorCode.InvalidParameters, "n must be a non-negative integer");
-        var page = await services.Metadata.ListRepositoriesAsync(n, last, context.RequestAborted, pullable);
+        var page = await services.ManifestStore.ListRepositoriesAsync(n, last, context.RequestAborted, pullable);
         return Responses.Json(writer =>
         {
             writer.WriteStartObject();

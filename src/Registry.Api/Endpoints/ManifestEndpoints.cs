@@ -14,7 +14,7 @@ internal static class ManifestEndpoints
     {
         var ct = context.RequestAborted;
         if (ParseReference(argument, out var reference) is { } invalid) return invalid;
-        var manifest = await services.Metadata.GetManifestAsync(name, reference, ct);
+        var manifest = await services.ManifestStore.GetManifestAsync(name, reference, ct);
         if (manifest is null) return await UnknownManifest(name, services, ct);
 
         var headers = context.Response.Headers;
@@ -35,7 +35,7 @@ internal static class ManifestEndpoints
     }
 
     private static async Task<IResult> UnknownManifest(RepositoryName name, RegistryServices services, CancellationToken ct) =>
-        await services.Metadata.RepositoryExistsAsync(name, ct)
+        await services.ManifestStore.RepositoryExistsAsync(name, ct)
             ? new RegistryError(ErrorCode.ManifestUnknown)
             : new RegistryError(ErrorCode.NameUnknown, name.Value);
 
@@ -93,14 +93,14 @@ internal static class ManifestEndpoints
         var checkedReferences = provided.Count == 0
             ? parsed.References
             : parsed.References.Where(r => r.Kind != ReferenceKind.Blob || r.Target != MediaTypes.EmptyJsonDigest).ToList();
-        if (await services.Metadata.FindMissingReferenceAsync(name, checkedReferences, ct) is { } missing)
+        if (await services.ManifestStore.FindMissingReferenceAsync(name, checkedReferences, ct) is { } missing)
             return new RegistryError(ErrorCode.ManifestBlobUnknown, missing.ToString());
 
         if (provided.Count > 0) await services.Blobs.PutAsync(MediaTypes.EmptyJsonDigest, MediaTypes.EmptyJson, ct);
         await services.Blobs.PutAsync(digest, body.Value, ct);
         var record = new ManifestRecord(digest, parsed.MediaType, body.Value.Length, parsed.ArtifactType, parsed.Subject,
             parsed.AnnotationsJson, services.Time.GetUtcNow());
-        var result = await services.Metadata.PutManifestAsync(name, record, parsed.References, tags, ct, provided);
+        var result = await services.ManifestStore.PutManifestAsync(name, record, parsed.References, tags, ct, provided);
         if (result.Status == PutManifestStatus.MissingReference)
             return new RegistryError(ErrorCode.ManifestBlobUnknown, result.Missing.ToString());
 
@@ -152,8 +152,8 @@ internal static class ManifestEndpoints
         if (!services.Options.Deletion.Enabled) return RegistryApi.Unsupported();
         if (ParseReference(argument, out var reference) is { } invalid) return invalid;
         var deleted = reference.Digest is { } digest
-            ? await services.Metadata.DeleteManifestAsync(name, digest, services.Time.GetUtcNow(), ct)
-            : await services.Metadata.DeleteTagAsync(name, reference.Tag!.Value, services.Time.GetUtcNow(), ct);
+            ? await services.ManifestStore.DeleteManifestAsync(name, digest, services.Time.GetUtcNow(), ct)
+            : await services.ManifestStore.DeleteTagAsync(name, reference.Tag!.Value, services.Time.GetUtcNow(), ct);
         return deleted
             ? Responses.Empty(StatusCodes.Status202Accepted, _ => { })
             : await UnknownManifest(name, services, ct);

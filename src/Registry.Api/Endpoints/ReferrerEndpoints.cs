@@ -16,7 +16,7 @@ internal static class ReferrerEndpoints
         if (!Responses.TryReadPagination(context.Request, services.Options.Pagination.MaxPageSize, out var n, out var last))
             return new RegistryError(ErrorCode.InvalidParameters, "n must be a non-negative integer");
         var artifactType = context.Request.Query["artifactType"].FirstOrDefault();
-        var page = await services.Metadata.ListReferrersAsync(name, subject, artifactType, n, last, context.RequestAborted);
+        var page = await services.ManifestStore.ListReferrersAsync(name, subject, artifactType, n, last, context.RequestAborted);
         return Responses.Json(writer =>
         {
             writer.WriteStartObject();

@@ -7,9 +7,12 @@ using Registry.Storage.Metadata;
 
 namespace Registry.Api.Endpoints;
 
-/// <summary>What every endpoint needs: the two stores, the manifest cache, the blob pins, the options and the clock.</summary>
-internal sealed class RegistryServices(IBlobStore blobs, IMetadataStore metadata, IOptions<RegistryOptions> options,
-    TimeProvider time, ManifestCache manifests, BlobPins pins)
+/// <summary>
+/// What every endpoint needs: the blob store, the metadata contracts the distribution API uses (links, manifests and
+/// tags, upload sessions), the manifest cache, the blob pins, the options and the clock.
+/// </summary>
+internal sealed class RegistryServices(IBlobStore blobs, ILinkStore links, IManifestStore manifestStore,
+    IUploadStore uploads, IOptions<RegistryOptions> options, TimeProvider time, ManifestCache manifests, BlobPins pins)
 {
     /// <summary>A push pins each digest it publishes or links until the link is committed (garbage collection waits).</summary>
     public BlobPins Pins { get; } = pins;
@@ -18,7 +21,12 @@ internal sealed class RegistryServices(IBlobStore blobs, IMetadataStore metadata
     public ManifestCache Manifests { get; } = manifests;
 
     public IBlobStore Blobs { get; } = blobs;
-    public IMetadataStore Metadata { get; } = metadata;
+    public ILinkStore Links { get; } = links;
+
+    /// <summary>Repositories, manifests, tags and referrers.</summary>
+    public IManifestStore ManifestStore { get; } = manifestStore;
+
+    public IUploadStore Uploads { get; } = uploads;
     public RegistryOptions Options { get; } = options.Value;
     public TimeProvider Time { get; } = time;
 }

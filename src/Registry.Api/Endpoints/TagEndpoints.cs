@@ -12,9 +12,9 @@ internal static class TagEndpoints
         var ct = context.RequestAborted;
         if (!Responses.TryReadPagination(context.Request, services.Options.Pagination.MaxPageSize, out var n, out var last))
             return new RegistryError(ErrorCode.InvalidParameters, "n must be a non-negative integer");
-        if (!await services.Metadata.RepositoryExistsAsync(name, ct))
+        if (!await services.ManifestStore.RepositoryExistsAsync(name, ct))
             return new RegistryError(ErrorCode.NameUnknown);
-        var page = await services.Metadata.ListTagsAsync(name, n, last, ct);
+        var page = await services.ManifestStore.ListTagsAsync(name, n, last, ct);
         return Responses.Json(writer =>
         {
             writer.WriteStartObject();

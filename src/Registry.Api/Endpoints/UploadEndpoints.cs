@@ -44,7 +44,7 @@ internal static class UploadEndpoints
             return new RegistryError(ErrorCode.BlobUploadInvalid,
                 "a POST without ?digest= starts a session and takes no body; send the data with PATCH or PUT");
         var client = ClientKey(context);
-        if (await services.Metadata.CountUploadsByClientAsync(client, ct) >= services.Options.Uploads.MaxSessionsPerClient)
+        if (await services.Uploads.CountUploadsByClientAsync(client, ct) >= services.Options.Uploads.MaxSessionsPerClient)
             return new RegistryError(ErrorCode.TooManyRequests,
                 "this client holds too many open upload sessions; finish or cancel some (they also expire)");
         if (await OpenSessionAsync(name, client, Owner(context), services, ct) is not { } session)
@@ -67,7 +67,7 @@ internal static class UploadEndpoints
         if (from is null)
         {
             var pullable = await policy.PullableAsync(context) ?? (_ => true);
-            size = await services.Metadata.FindLinkedBlobSizeAsync(digest, pullable, ct);
+            size = await services.Links.FindLinkedBlobSizeAsync(digest, pullable, ct);
         }
         else
         {
@@ -75,10 +75,10 @@ internal static class UploadEndpoints
                 return new RegistryError(ErrorCode.NameInvalid, $"invalid repository name '{from}'");
             if (!(await policy.AuthorizeAsync(context, new AccessRequest(source, RequiredAccess.Pull))).IsAllowed)
                 return null;
-            size = await services.Metadata.GetLinkedBlobSizeAsync(source, digest, ct);
+            size = await services.Links.GetLinkedBlobSizeAsync(source, digest, ct);
         }
         if (size is null || !await services.Blobs.ExistsAsync(digest, ct)) return null;
-        await services.Metadata.LinkBlobAsync(name, digest, size.Value, services.Time.GetUtcNow(), ct);
+        await services.Links.LinkBlobAsync(name, digest, size.Value, services.Time.GetUtcNow(), ct);
         return Created(name, digest);
     }
 
@@ -112,12 +112,12 @@ internal static class UploadEndpoints
         RegistryServices services,
         CancellationToken ct)
     {
-        if (await services.Metadata.CountUploadsAsync(ct) >= services.Options.Uploads.MaxSessions) return null;
+        if (await services.Uploads.CountUploadsAsync(ct) >= services.Options.Uploads.MaxSessions) return null;
         var id = UploadId.New();
         await services.Blobs.CreateUploadAsync(id, ct);
         try
         {
-            await services.Metadata.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow(), client, owner), ct);
+            await services.Uploads.CreateUploadAsync(new UploadSession(id, name, services.Time.GetUtcNow(), client, owner), ct);
         }
         catch
         {
@@ -136,7 +136,7 @@ internal static class UploadEndpoints
         RegistryServices services, CancellationToken ct)
     {
         if (!UploadId.TryParse(argument, out var id)) return null;
-        var session = await services.Metadata.GetUploadAsync(id, ct);
+        var session = await services.Uploads.GetUploadAsync(id, ct);
         return session is not null && session.Repository == name && session.Owner == Owner(context) ? id : null;
     }
 
@@ -251,7 +251,7 @@ internal static class UploadEndpoints
         using var pin = await services.Pins.PinAsync(digest, ct);
         var result = await services.Blobs.CommitAsync(id, digest, expectedSize: null, ct);
         if (result.Status == CommitStatus.UnknownSession) return UnknownSession(id.Value);
-        await services.Metadata.DeleteUploadAsync(id, CancellationToken.None);
+        await services.Uploads.DeleteUploadAsync(id, CancellationToken.None);
         return await CommittedAsync(name, digest, result, services);
     }
 
@@ -271,14 +271,14 @@ internal static class UploadEndpoints
     private static async Task<IResult> LinkAsync(RepositoryName name, Digest digest, long size, RegistryServices services)
     {
         // The blob is published: record it even if the client has gone, so it is never orphaned.
-        await services.Metadata.LinkBlobAsync(name, digest, size, services.Time.GetUtcNow(), CancellationToken.None);
+        await services.Links.LinkBlobAsync(name, digest, size, services.Time.GetUtcNow(), CancellationToken.None);
         return Created(name, digest);
     }
 
     private static async Task DiscardAsync(UploadId id, RegistryServices services)
     {
         await services.Blobs.CancelUploadAsync(id, CancellationToken.None);
-        await services.Metadata.DeleteUploadAsync(id, CancellationToken.None);
+        await services.Uploads.DeleteUploadAsync(id, CancellationToken.None);
     }
 
     // spec: spec.md#canceling-an-upload

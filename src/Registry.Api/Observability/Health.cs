@@ -10,7 +10,7 @@ namespace Registry.Api.Observability;
 /// metadata store answers a query. The answer is kept for <see cref="CacheFor"/>, and concurrent probes share one
 /// check, so polling every second from several load balancers costs one small write a second.
 /// </summary>
-internal sealed class ReadinessCheck(StorageLayout layout, IMetadataStore metadata, TimeProvider time)
+internal sealed class ReadinessCheck(StorageLayout layout, IEventOutbox metadata, TimeProvider time)
 {
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(1);
 

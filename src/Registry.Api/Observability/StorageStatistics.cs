@@ -9,7 +9,7 @@ namespace Registry.Api.Observability;
 /// in the background after each committed change, at most once per <see cref="MinimumInterval"/>: counting every
 /// row of a large store on every push would cost more than the push.
 /// </summary>
-public sealed class StorageStatistics(IMetadataStore store, TimeProvider time, IHostApplicationLifetime lifetime,
+public sealed class StorageStatistics(IEventOutbox outbox, IVerificationStore store, TimeProvider time, IHostApplicationLifetime lifetime,
     ILogger<StorageStatistics> logger)
 {
     public static readonly TimeSpan MinimumInterval = TimeSpan.FromSeconds(2);
@@ -34,7 +34,7 @@ public sealed class StorageStatistics(IMetadataStore store, TimeProvider time, I
         {
             try
             {
-                var changed = store.WaitForChangeAsync(stopping);
+                var changed = outbox.WaitForChangeAsync(stopping);
                 _current = await store.GetStatisticsAsync(stopping);
                 await Task.Delay(MinimumInterval, time, stopping);
                 await changed;

@@ -11,9 +11,9 @@ namespace Registry.Api.Storage;
 /// </summary>
 internal sealed class MetadataBackend : IAsyncDisposable
 {
-    private readonly object _store;
+    private readonly IMetadataStore _store;
 
-    private MetadataBackend(object store) => _store = store;
+    private MetadataBackend(IMetadataStore store) => _store = store;
 
     public static MetadataBackend Open(RegistryOptions options, Func<StorageLayout> layout, EarlyMetadataStore early)
     {
@@ -34,11 +34,8 @@ internal sealed class MetadataBackend : IAsyncDisposable
         }
     }
 
-    /// <summary>The SQLite store, for read models that still run SQL of their own (search, tag details).</summary>
-    public SqliteMetadataStore Sqlite => _store as SqliteMetadataStore ?? throw new InvalidOperationException(
-        "this feature needs Registry:Metadata:Kind=sqlite; it has no PostgreSQL implementation yet");
-
-    public T As<T>() where T : class => (T)_store;
+    /// <summary>The store, registered as <see cref="IMetadataStore"/>; each narrow contract resolves to it.</summary>
+    public IMetadataStore Store => _store;
 
     /// <summary>The shared store's leases, or in-memory ones when one process owns the metadata.</summary>
     public ILeaseStore Leases(TimeProvider time) => _store as ILeaseStore ?? new LocalLeaseStore(time);

@@ -15,7 +15,7 @@ namespace Registry.Api.Storage;
 /// expires upload sessions and prunes the event outbox, and every <c>Registry:Gc:Interval</c> it runs garbage
 /// collection, which purges expired sessions and stale files too.
 /// </summary>
-internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, IGarbageCollectionStore gcStore,
+internal sealed class StorageJanitor(IBlobStore blobs, IUploadStore uploadStore, IEventOutbox outbox, IGarbageCollectionStore gcStore,
     GarbageCollector collector, GcRunner runner, StorageLayout layout, IOptions<RegistryOptions> options,
     TimeProvider time, ILogger<StorageJanitor> logger) : BackgroundService
 {
@@ -53,7 +53,7 @@ internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, 
             try
             {
                 await ExpireAsync(stoppingToken);
-                await metadata.PruneEventsAsync(time.GetUtcNow() - options.Value.Events.Retention, stoppingToken);
+                await outbox.PruneEventsAsync(time.GetUtcNow() - options.Value.Events.Retention, stoppingToken);
                 if (time.GetUtcNow() >= nextGc)
                 {
                     nextGc = time.GetUtcNow() + interval;
@@ -74,7 +74,7 @@ internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, 
         var uploads = options.Value.Uploads;
         if (!uploads.PurgeEnabled) return 0;
         var cutoff = time.GetUtcNow() - uploads.Expiry;
-        var expired = await metadata.ListUploadsStartedBeforeAsync(cutoff, ct);
+        var expired = await uploadStore.ListUploadsStartedBeforeAsync(cutoff, ct);
         if (uploads.PurgeDryRun)
         {
             if (expired.Count > 0) logger.LogInformation("Dry run: would expire {Count} upload sessions", expired.Count);
@@ -83,7 +83,7 @@ internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, 
         foreach (var id in expired)
         {
             await blobs.CancelUploadAsync(id, ct);
-            await metadata.DeleteUploadAsync(id, ct);
+            await uploadStore.DeleteUploadAsync(id, ct);
         }
         if (expired.Count > 0) logger.LogInformation("Expired {Count} upload sessions", expired.Count);
         return expired.Count;
@@ -94,7 +94,7 @@ internal sealed class StorageJanitor(IBlobStore blobs, IMetadataStore metadata, 
         if (!Directory.Exists(layout.UploadsRoot)) return;
         foreach (var file in Directory.EnumerateFiles(layout.UploadsRoot))
         {
-            if (!UploadId.TryParse(Path.GetFileName(file), out var id) || await metadata.GetUploadAsync(id, ct) is null)
+            if (!UploadId.TryParse(Path.GetFileName(file), out var id) || await uploadStore.GetUploadAsync(id, ct) is null)
                 File.Delete(file);
         }
     }

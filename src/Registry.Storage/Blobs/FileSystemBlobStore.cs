@@ -14,21 +14,54 @@ namespace Registry.Storage.Blobs;
 /// is recomputed from the file after a restart). Commit verifies the digest, flushes and renames the file into the
 /// content store: the rename is the moment the blob appears, so a reader never sees a partial blob.
 /// </summary>
-public sealed class FileSystemBlobStore : IBlobStore
+public sealed class FileSystemBlobStore : IBlobStore, IDisposable
 {
     private const int RehashBufferSize = 1 << 20;
     private const long WritebackChunk = 8 << 20;
+    /// <summary>
+    /// Content up to this size is fsynced by its publish round (one syncfs for the round's files); larger content is
+    /// fsynced by its own request, since its data is mostly on disk already (written back as it arrived).
+    /// </summary>
+    private const long RoundSyncedSize = 1 << 20;
 
     private readonly StorageLayout _layout;
     private readonly bool _flushToDisk;
     private readonly ConcurrentDictionary<string, SessionState> _sessions = new();
-    private readonly FileSync _sync = new();
+    /// <summary>Publishes made durable in grouped rounds; null without FlushToDisk (or off Linux): plain renames.</summary>
+    private readonly Lazy<PublishRounds>? _rounds;
 
-    public FileSystemBlobStore(StorageLayout layout, bool flushToDisk)
+    public FileSystemBlobStore(StorageLayout layout, bool flushToDisk) : this(layout, flushToDisk, pendingWriteback: null)
+    {
+    }
+
+    /// <param name="pendingWriteback">For tests: what <see cref="PublishRounds.Contended"/> reads instead of the kernel's
+    /// figures.</param>
+    internal FileSystemBlobStore(StorageLayout layout, bool flushToDisk, Func<long>? pendingWriteback)
     {
         _layout = layout;
         _flushToDisk = flushToDisk;
+        if (flushToDisk && OperatingSystem.IsLinux())
+            _rounds = new Lazy<PublishRounds>(() =>
+            {
+                Directory.CreateDirectory(layout.Root);
+                return new PublishRounds(layout.Root, pendingWriteback);
+            });
     }
+
+    public void Dispose()
+    {
+        if (_rounds is { IsValueCreated: true }) _rounds.Value.Dispose();
+    }
+
+    /// <summary>For tests: see <see cref="PublishRounds.HoldRounds"/>; null without rounds.</summary>
+    internal IDisposable? HoldPublishRounds() => _rounds?.Value.HoldRounds(_layout.UploadsRoot);
+
+    /// <summary>Publishes waiting for a round (for tests).</summary>
+    internal int QueuedPublishes => _rounds is { IsValueCreated: true } ? _rounds.Value.Queued : 0;
+
+    /// <summary>Publish rounds run so far and the publishes (and name waits) they held; zeros without FlushToDisk.</summary>
+    public (long Rounds, long Publishes) PublishStatistics =>
+        _rounds is { IsValueCreated: true } ? _rounds.Value.Statistics : (0, 0);
 
     /// <summary>The running hash of one session; <see cref="HashedLength"/> -1 means "recompute from the file".</summary>
     private sealed class SessionState
@@ -47,6 +80,27 @@ public sealed class FileSystemBlobStore : IBlobStore
             FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous)));
     }
 
+    public ValueTask<Stream?> OpenRangeAsync(Digest digest, long offset, long length, CancellationToken ct)
+    {
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(_layout.BlobPath(digest), FileMode.Open, FileAccess.Read,
+                FileShare.Read | FileShare.Delete, FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return ValueTask.FromResult<Stream?>(null);
+        }
+        var size = RandomAccess.GetLength(handle);
+        if (offset < 0 || length < 0 || offset > size - length)
+        {
+            handle.Dispose();
+            throw new ArgumentOutOfRangeException(nameof(offset), $"range {offset}+{length} is outside the blob's {size} bytes");
+        }
+        return ValueTask.FromResult<Stream?>(new FileRangeStream(handle, offset, offset + length));
+    }
+
     public ValueTask<bool> ExistsAsync(Digest digest, CancellationToken ct) =>
         ValueTask.FromResult(File.Exists(_layout.BlobPath(digest)));
 
@@ -61,12 +115,12 @@ public sealed class FileSystemBlobStore : IBlobStore
         var temp = _layout.NewTempPath();
         try
         {
-            using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                RandomAccess.Write(handle, content.Span, 0);
-                if (_flushToDisk) RandomAccess.FlushToDisk(handle);
-            }
-            await PublishAsync(temp, target);
+            using var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write);
+            RandomAccess.Write(handle, content.Span, 0);
+            // While others have a lot in flight, this file is fsynced now, in parallel with other requests' own.
+            var contended = _rounds is { Value.Contended: true };
+            if (contended) RandomAccess.FlushToDisk(handle);
+            await PublishAsync(temp, target, unsynced: contended ? null : handle);
         }
         finally
         {
@@ -78,8 +132,7 @@ public sealed class FileSystemBlobStore : IBlobStore
     /// Content found already published may have been renamed in by a request whose folder fsync has not run yet:
     /// answering for it waits for one (grouped) fsync of its folder.
     /// </summary>
-    private Task DurableAsync(string target) =>
-        _flushToDisk ? _sync.SyncFolderAsync(Path.GetDirectoryName(target)!) : Task.CompletedTask;
+    private Task DurableAsync(string target) => _rounds?.Value.NameDurableAsync(target) ?? Task.CompletedTask;
 
     public async ValueTask<CommitResult> StoreAsync(Digest digest, PipeReader body, long? expectedLength,
         CancellationToken ct)
@@ -98,14 +151,12 @@ public sealed class FileSystemBlobStore : IBlobStore
         var temp = _layout.NewTempPath();
         try
         {
-            CommitResult result;
-            using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                result = Verified(await CopyAsync(body, handle, hash, 0, expectedLength, _flushToDisk, ct), hash, digest);
-                if (result.Status != CommitStatus.Committed) return result;
-                if (_flushToDisk) RandomAccess.FlushToDisk(handle);
-            }
-            await PublishAsync(temp, target);
+            using var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write);
+            var result = Verified(await CopyAsync(body, handle, hash, 0, expectedLength, _flushToDisk, ct), hash, digest);
+            if (result.Status != CommitStatus.Committed) return result;
+            var small = result.Size <= RoundSyncedSize && _rounds is { Value.Contended: false };
+            if (_flushToDisk && !small) RandomAccess.FlushToDisk(handle);
+            await PublishAsync(temp, target, unsynced: small ? handle : null);
             return result;
         }
         catch (IOException e) when (StorageErrors.IsDiskFull(e))
@@ -128,18 +179,20 @@ public sealed class FileSystemBlobStore : IBlobStore
     };
 
     /// <summary>
-    /// Moves a verified (and, with FlushToDisk, fsynced) file to its content address, then fsyncs the folder so that
-    /// the new name survives a power loss; if the content is already there, that is success. A folder created for it is
-    /// made durable in its parent first.
+    /// Moves a verified file to its content address; if the content is already there, that is success. With
+    /// FlushToDisk the move goes through a publish round (<see cref="PublishRounds"/>): the file's data is durable
+    /// before the rename (fsynced by the caller, or by the round when <paramref name="unsynced"/> is its open handle)
+    /// and the new name is durable before this returns.
     /// </summary>
-    private async Task PublishAsync(string source, string target)
+    private async Task PublishAsync(string source, string target, SafeFileHandle? unsynced = null)
     {
-        var folder = Path.GetDirectoryName(target)!;
-        if (!Directory.Exists(folder))
+        if (_rounds is not null)
         {
-            Directory.CreateDirectory(folder);
-            if (_flushToDisk) await _sync.SyncFolderAsync(Path.GetDirectoryName(folder)!);
+            if (!await _rounds.Value.PublishAsync(source, unsynced, target)) File.Delete(source);
+            return;
         }
+        if (unsynced is not null && _flushToDisk) RandomAccess.FlushToDisk(unsynced);
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         try
         {
             File.Move(source, target, overwrite: false);
@@ -149,14 +202,13 @@ public sealed class FileSystemBlobStore : IBlobStore
             // Same digest, same content: another writer published it first.
             File.Delete(source);
         }
-        await DurableAsync(target);
     }
 
     public async ValueTask CreateUploadAsync(UploadId id, CancellationToken ct)
     {
         using (File.OpenHandle(_layout.UploadPath(id), FileMode.CreateNew, FileAccess.Write)) { }
         // The session's 202 promises a file that survives a power loss.
-        if (_flushToDisk) await _sync.SyncFolderAsync(_layout.UploadsRoot);
+        if (_rounds is not null) await _rounds.Value.NameDurableAsync(_layout.UploadPath(id));
     }
 
     public async ValueTask<long?> GetUploadSizeAsync(UploadId id, CancellationToken ct)
@@ -477,7 +529,9 @@ public sealed class FileSystemBlobStore : IBlobStore
         HardLinks.FlushDirectory(_layout.BlobsRoot);
     }
 
-    public IEnumerable<Digest> EnumerateBlobs()
+    public IAsyncEnumerable<Digest> EnumerateBlobsAsync(CancellationToken ct) => EnumerateBlobs().ToAsyncEnumerable();
+
+    private IEnumerable<Digest> EnumerateBlobs()
     {
         if (!Directory.Exists(_layout.BlobsRoot)) yield break;
         foreach (var algorithmDir in Directory.EnumerateDirectories(_layout.BlobsRoot))

@@ -3,7 +3,11 @@ using Registry.Storage.Model;
 
 namespace Registry.Storage.Blobs;
 
-/// <summary>An open blob: its length, and either a local file (served with zero-copy) or a stream.</summary>
+/// <summary>
+/// A stored blob: its length; a local file when the store has one (then the API sends it with zero-copy reads and
+/// ranges from the file), else null, and the API serves it through <see cref="IBlobStore.OpenRangeAsync"/>;
+/// <see cref="OpenStream"/> reads it whole from the start.
+/// </summary>
 public sealed record BlobContent(long Length, string? LocalPath, Func<Stream> OpenStream);
 
 public enum AppendStatus
@@ -52,16 +56,30 @@ public readonly record struct BlobImportResult(BlobImportStatus Status, long Siz
 /// <summary>
 /// Content-addressed blob storage and the byte side of upload sessions. Content is verified against its digest
 /// while it is written and published atomically: a reader MUST never see partial or unverified content under a
-/// digest. Publishing content that already exists is success. Implementations MUST NOT see HTTP; an
-/// S3-compatible object store is the intended second implementation.
+/// digest. Publishing content that already exists is success. An upload session started through one instance MUST
+/// continue (append, status, commit) through any other instance over the same storage. Implementations MUST NOT see
+/// HTTP; an S3-compatible object store is the intended second implementation. Contract tests:
+/// <c>BlobStoreContract</c>.
 /// </summary>
 public interface IBlobStore
 {
+    /// <summary>The stored blob, or null when the store does not hold it.</summary>
     ValueTask<BlobContent?> OpenAsync(Digest digest, CancellationToken ct);
+
+    /// <summary>
+    /// A stream of exactly <paramref name="length"/> bytes of the blob from <paramref name="offset"/> (what a ranged
+    /// GET sends, and a whole GET when the store has no local file), or null when the store does not hold it. The
+    /// range MUST lie within the blob. A store MUST NOT read more than the range from its backend (an object store
+    /// asks for the range, not the object).
+    /// </summary>
+    ValueTask<Stream?> OpenRangeAsync(Digest digest, long offset, long length, CancellationToken ct);
 
     ValueTask<bool> ExistsAsync(Digest digest, CancellationToken ct);
 
-    /// <summary>Publishes small content held in memory (a manifest) under its digest.</summary>
+    /// <summary>
+    /// Publishes small content held in memory (a manifest) under its digest, which the caller has computed from it.
+    /// Publishing what is already stored is success.
+    /// </summary>
     ValueTask PutAsync(Digest digest, ReadOnlyMemory<byte> content, CancellationToken ct);
 
     /// <summary>
@@ -95,8 +113,11 @@ public interface IBlobStore
     /// <summary>Removes the session's data. Idempotent.</summary>
     ValueTask CancelUploadAsync(UploadId id, CancellationToken ct);
 
-    /// <summary>Every blob in the store, for verification and garbage collection.</summary>
-    IEnumerable<Digest> EnumerateBlobs();
+    /// <summary>
+    /// Every blob in the store, for verification and garbage collection (an object store lists pages as it goes).
+    /// Blobs published or deleted while it runs may or may not be seen; every other blob MUST be seen exactly once.
+    /// </summary>
+    IAsyncEnumerable<Digest> EnumerateBlobsAsync(CancellationToken ct);
 
     /// <summary>When the blob's content was last written (published), or null if it is not stored.</summary>
     DateTimeOffset? WrittenAt(Digest digest);

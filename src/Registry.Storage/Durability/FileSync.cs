@@ -4,46 +4,16 @@ using System.Text;
 namespace Registry.Storage.Durability;
 
 /// <summary>
-/// fsync of folders, grouped in rounds. A rename or a new file is durable only once its folder is fsynced (POSIX:
+/// fsync of folders and of files by path. A rename or a new file is durable only once its folder is fsynced (POSIX:
 /// the directory entry is the folder's data); .NET cannot open a folder, so this calls open/fsync directly. On other
-/// systems than Linux it does nothing.
+/// systems than Linux it does nothing. Grouped rounds of publishes are <see cref="PublishRounds"/>.
 /// </summary>
-public sealed class FileSync
+public static class FileSync
 {
     private const int ReadOnly = 0;
     // O_DIRECTORY: 0x10000 on x86-64, 0x4000 on arm64.
     private static readonly int Directory = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 ? 0x4000 : 0x10000;
     private const int CloseOnExec = 0x80000;
-
-    private readonly object _gate = new();
-    private HashSet<string> _dirty = new(StringComparer.Ordinal);
-    private readonly GroupSync _round;
-
-    public FileSync() => _round = new GroupSync(SyncDirtyFolders);
-
-    /// <summary>
-    /// Returns after an fsync of <paramref name="folder"/> that started after this call. Concurrent callers share one
-    /// round, which fsyncs every folder named since the previous round once (publishes into different 2-hex folders
-    /// are grouped too; on a journaling filesystem the first fsync of a round commits the journal and the others
-    /// find little left to do).
-    /// </summary>
-    public Task SyncFolderAsync(string folder)
-    {
-        if (!OperatingSystem.IsLinux()) return Task.CompletedTask;
-        lock (_gate) _dirty.Add(folder);
-        return _round.SyncAsync();
-    }
-
-    private void SyncDirtyFolders()
-    {
-        HashSet<string> folders;
-        lock (_gate)
-        {
-            folders = _dirty;
-            _dirty = new HashSet<string>(StringComparer.Ordinal);
-        }
-        foreach (var folder in folders) SyncFolder(folder);
-    }
 
     /// <summary>One fsync of the folder, now, on the calling thread.</summary>
     public static void SyncFolder(string folder)

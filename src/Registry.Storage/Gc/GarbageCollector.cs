@@ -19,7 +19,7 @@ public sealed record GcSettings(TimeSpan GracePeriod, TimeSpan? UntaggedAfter, I
 /// as short as one repository's (or one batch of blobs'), and <see cref="BlobPins"/> keeps pushes of a digest and its
 /// sweep apart. The caller runs one collection at a time.
 /// </summary>
-public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollectionStore store, IBlobStore blobs,
+public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore links, IUploadStore uploads, IGarbageCollectionStore store, IBlobStore blobs,
     BlobPins pins, TimeProvider time)
 {
     private const int BlobBatch = 256;
@@ -43,7 +43,7 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
             if (dryRun) deletedTags[repository] = tags.Select(t => t.Name).ToList();
             foreach (var tag in tags)
             {
-                if (!dryRun && !await metadata.DeleteTagAsync(repository, tag.Name, time.GetUtcNow(), ct)) continue;
+                if (!dryRun && !await manifestStore.DeleteTagAsync(repository, tag.Name, time.GetUtcNow(), ct)) continue;
                 report.SweptTags++;
                 report.Add($"tag {repository}:{tag.Name}");
             }
@@ -138,8 +138,8 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
     private async Task SweepOrphanFilesAsync(GcReport report, DateTimeOffset writtenBefore, bool dryRun, CancellationToken ct)
     {
         var recorded = await store.ListRecordedDigestsAsync(ct);
-        var orphans = blobs.EnumerateBlobs()
-            .Where(d => !recorded.Contains(d) && blobs.WrittenAt(d) is { } at && at < writtenBefore).ToList();
+        var orphans = await blobs.EnumerateBlobsAsync(ct)
+            .Where(d => !recorded.Contains(d) && blobs.WrittenAt(d) is { } at && at < writtenBefore).ToListAsync(ct);
         foreach (var batch in orphans.Chunk(BlobBatch))
         {
             var taken = dryRun ? batch : pins.BeginSweep(batch);
@@ -149,7 +149,7 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
                 foreach (var digest in taken)
                 {
                     // Recorded since the listing (a push pinned, published, linked and let go): not an orphan.
-                    if (await metadata.GetBlobSizeAsync(digest, ct) is not null) continue;
+                    if (await links.GetBlobSizeAsync(digest, ct) is not null) continue;
                     var size = dryRun ? (await blobs.OpenAsync(digest, ct))?.Length : await blobs.DeleteAsync(digest, ct);
                     if (size is not { } bytes) continue;
                     report.SweptOrphanFiles++;
@@ -167,17 +167,17 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
     private async Task SweepUploadsAsync(GcReport report, DateTimeOffset startedBefore, DateTimeOffset writtenBefore,
         bool dryRun, CancellationToken ct)
     {
-        var expired = await metadata.ListUploadsStartedBeforeAsync(startedBefore, ct);
+        var expired = await uploads.ListUploadsStartedBeforeAsync(startedBefore, ct);
         report.ExpiredUploads = expired.Count;
         if (!dryRun)
             foreach (var id in expired)
             {
                 await blobs.CancelUploadAsync(id, ct);
-                await metadata.DeleteUploadAsync(id, ct);
+                await uploads.DeleteUploadAsync(id, ct);
             }
         foreach (var id in blobs.ListUploadsWrittenBefore(writtenBefore))
         {
-            if (await metadata.GetUploadAsync(id, ct) is not null) continue;
+            if (await uploads.GetUploadAsync(id, ct) is not null) continue;
             report.OrphanUploadFiles++;
             if (!dryRun) await blobs.CancelUploadAsync(id, ct);
         }
@@ -201,7 +201,7 @@ public sealed class GarbageCollector(IMetadataStore metadata, IGarbageCollection
         foreach (var digest in tombstones)
         {
             // Recorded again since (a push found the file a failed deletion left, and linked it): it is live, keep it.
-            if (await metadata.GetBlobSizeAsync(digest, ct) is not null) continue;
+            if (await links.GetBlobSizeAsync(digest, ct) is not null) continue;
             await blobs.DeleteAsync(digest, ct);
             finished++;
         }

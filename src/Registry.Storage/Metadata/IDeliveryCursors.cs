@@ -3,7 +3,7 @@ namespace Registry.Storage.Metadata;
 /// <summary>
 /// Durable cursors of outbox consumers (webhooks): the id of the last event each has acknowledged. Writes MUST go
 /// through the store's own writer (one transaction each, serialised with every other write) and MUST NOT count as a
-/// change for <see cref="IMetadataStore.WaitForChangeAsync"/>, or every acknowledgement would wake every consumer.
+/// change for <see cref="IEventOutbox.WaitForChangeAsync"/>, or every acknowledgement would wake every consumer.
 /// </summary>
 public interface IDeliveryCursors
 {

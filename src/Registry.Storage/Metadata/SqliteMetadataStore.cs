@@ -9,7 +9,8 @@ namespace Registry.Storage.Metadata;
 /// <summary>
 /// The embedded metadata store: one SQLite database in WAL mode. Each public method is one transaction, so a
 /// process killed at any instant leaves either the whole change or none of it. Writes are serialised in-process
-/// (SQLite has one writer anyway) so that they queue instead of spinning on SQLITE_BUSY.
+/// (SQLite has one writer anyway) so that they queue instead of spinning on SQLITE_BUSY, and concurrent writes are
+/// committed in groups (see SqliteMetadataStore.GroupCommit.cs).
 /// </summary>
 public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCursors, IDistributionImportStore, IDisposable
 {
@@ -115,10 +116,9 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
     public static int SchemaVersion => Migrations.Length;
 
     private readonly string _connectionString;
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly ConcurrentBag<Prepared> _readers = new();
     private const int MaxIdleReaders = 32;
-    /// <summary>The one connection writes use, under <see cref="_writeLock"/>.</summary>
+    /// <summary>The one connection writes use, only from the group commit loop.</summary>
     private Prepared? _writer;
     private readonly TagListCache _tagLists;
     private TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -179,14 +179,11 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
 
     public void Dispose()
     {
+        StopGroupCommit();
         _writer?.Connection.Dispose();
         while (_readers.TryTake(out var reader)) reader.Connection.Dispose();
         SqliteConnection.ClearAllPools();
-        _writeLock.Dispose();
     }
-
-    /// <summary>A new connection with the store's settings, for read models that extensions keep beside the core tables.</summary>
-    public SqliteConnection OpenConnection() => Open();
 
     private SqliteConnection Open()
     {
@@ -213,6 +210,13 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
 
         /// <summary>The writer's transaction while a write runs; every command it hands out joins it.</summary>
         public SqliteTransaction? Transaction { get; set; }
+
+        /// <summary>Set by a write that keeps nothing of what it did (its changes are rolled back, alone).</summary>
+        public bool Discarded { get; private set; }
+
+        public void Discard() => Discarded = true;
+
+        public void ResetDiscarded() => Discarded = false;
 
         public SqliteCommand Command(string sql)
         {
@@ -259,53 +263,6 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
         command.CommandText = sql;
         command.Transaction = tx;
         return command;
-    }
-
-    /// <summary>
-    /// Runs <paramref name="work"/> in one transaction on the writer connection. <paramref name="tagsOf"/> names the
-    /// repository whose tags the write may change: its cached tag list is dropped once the change is committed.
-    /// <paramref name="isChange"/> false (bookkeeping such as delivery cursors) does not wake <see cref="WaitForChangeAsync"/>.
-    /// </summary>
-    private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null,
-        bool isChange = true)
-    {
-        var (result, committed) = await CommitAsync(work, ct, tagsOf, isChange);
-        // Outside the lock: the next writers commit while this fsync runs, and share the next one.
-        if (committed && _walSync is not null) await _walSync.SyncAsync();
-        return result;
-    }
-
-    private async ValueTask<(T Result, bool Committed)> CommitAsync<T>(Func<Prepared, T> work, CancellationToken ct,
-        RepositoryName? tagsOf, bool isChange)
-    {
-        await _writeLock.WaitAsync(ct);
-        try
-        {
-            var db = _writer ??= new Prepared(Open());
-            using var tx = db.Connection.BeginTransaction(deferred: false);
-            db.Transaction = tx;
-            T result;
-            try
-            {
-                result = work(db);
-            }
-            finally
-            {
-                db.Transaction = null;
-            }
-            // work may have rolled back (nothing to keep); a completed transaction has no connection.
-            if (tx.Connection is null) return (result, false);
-            tx.Commit();
-            if (tagsOf is { } repository) _tagLists.Invalidate(repository.Value);
-            if (isChange)
-                Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
-                .TrySetResult();
-            return (result, true);
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
     }
 
     private static long Ms(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
@@ -503,7 +460,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
             foreach (var blob in provided ?? []) Link(db, repositoryId, blob.Digest, blob.Size, now);
             if (FirstMissing(db, repositoryId, references) is { } missing)
             {
-                db.Transaction!.Rollback();
+                db.Discard();
                 return new PutManifestResult(PutManifestStatus.MissingReference, missing);
             }
 

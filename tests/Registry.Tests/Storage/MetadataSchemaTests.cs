@@ -4,7 +4,7 @@ using Registry.Storage.Model;
 
 namespace Registry.Tests.Storage;
 
-/// <summary>The schema additions of the drop-in work: delivery cursors behind the writer, and the upgrade of older databases.</summary>
+/// <summary>The upgrade of databases from before the drop-in work (delivery cursors are in <see cref="Contracts.OutboxContract"/>).</summary>
 public sealed class MetadataSchemaTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("schema-").FullName;
@@ -14,26 +14,6 @@ public sealed class MetadataSchemaTests : IDisposable
     {
         SqliteConnection.ClearAllPools();
         Directory.Delete(_folder, recursive: true);
-    }
-
-    [Fact]
-    public async Task A_delivery_cursor_write_does_not_count_as_a_change()
-    {
-        using var store = new SqliteMetadataStore(DatabasePath);
-        var change = store.WaitForChangeAsync(CancellationToken.None);
-
-        await store.SetCursorAsync("hook", 42, CancellationToken.None);
-
-        (await store.GetCursorAsync("hook", CancellationToken.None)).Should().Be(42);
-        change.IsCompleted.Should().BeFalse("acknowledging an event must not wake every consumer");
-    }
-
-    [Fact]
-    public async Task An_unknown_delivery_cursor_is_null()
-    {
-        using var store = new SqliteMetadataStore(DatabasePath);
-
-        (await store.GetCursorAsync("never", CancellationToken.None)).Should().BeNull();
     }
 
     [Fact]

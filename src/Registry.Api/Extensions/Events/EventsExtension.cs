@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.Extensions.Options;
 using Registry.Api.Extensions.Framework;
 using Registry.Api.Http;
+using Registry.Storage.Metadata;
 using Registry.Storage.Model;
 
 namespace Registry.Api.Extensions.Events;
@@ -41,7 +42,7 @@ internal sealed class EventsExtension : RegistryExtension
     private static async Task<IResult> StreamAsync(ExtensionRequest request)
     {
         var http = request.Http;
-        var store = request.Services.Metadata;
+        var store = request.RequestServices.GetRequiredService<IEventOutbox>();
         var resume = http.Request.Headers["Last-Event-ID"].FirstOrDefault() ?? http.Request.Query["since"].FirstOrDefault();
         long cursor;
         if (resume is null) cursor = await store.LatestEventIdAsync(request.Aborted);

@@ -23,7 +23,7 @@ namespace Registry.Api.Extensions.Events;
 /// at a takeover may come twice).
 /// </para>
 /// </summary>
-internal sealed class WebhookDispatcher(IMetadataStore store, IDeliveryCursors cursors, IOptions<EventsOptions> options,
+internal sealed class WebhookDispatcher(IEventOutbox store, IDeliveryCursors cursors, IOptions<EventsOptions> options,
     TimeProvider time, ILogger<WebhookDispatcher> logger, RegistryMetrics metrics, ILeaseStore leases) : BackgroundService
 {
     private const int BatchSize = 100;

@@ -48,7 +48,7 @@ internal sealed class ExtensionRouter
         if (endpoint is null) return RegistryApi.Unsupported();
         var decision = await policy.AuthorizeAsync(context, new AccessRequest(repository, endpoint.Access));
         if (!decision.IsAllowed) return decision.ToResult();
-        if (repository is { } repo && !await services.Metadata.RepositoryExistsAsync(repo, context.RequestAborted))
+        if (repository is { } repo && !await services.ManifestStore.RepositoryExistsAsync(repo, context.RequestAborted))
             return new RegistryError(ErrorCode.NameUnknown, repo.Value);
         return await endpoint.Handler(new ExtensionRequest(context, repository, services));
     }

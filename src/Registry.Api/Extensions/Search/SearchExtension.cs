@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.Data.Sqlite;
 using Registry.Api.Extensions.Framework;
 using Registry.Api.Http;
 using Registry.Storage.Metadata;
@@ -25,8 +24,6 @@ internal sealed class SearchExtension : RegistryExtension
         new(ExtensionScope.Registry, "search", "repositories", HttpMethods.Get, RequiredAccess.RegistryRead, SearchAsync),
     ];
 
-    private sealed record Hit(string Name, long TagCount, long Size, DateTimeOffset? LastPushed);
-
     private static async Task<IResult> SearchAsync(ExtensionRequest request)
     {
         // Only repositories the caller may pull; pages stay full while more hits exist.
@@ -39,58 +36,12 @@ internal sealed class SearchExtension : RegistryExtension
         var artifactType = http.Query["artifactType"].FirstOrDefault();
         var mediaType = http.Query["mediaType"].FirstOrDefault();
 
-        var store = request.RequestServices.GetRequiredService<SqliteMetadataStore>();
-        var hits = new List<Hit>();
-        if (n > 0)
-        {
-            using var connection = store.OpenConnection();
-            using var command = connection.CreateCommand();
-            command.CommandText = """
-                SELECT r.name,
-                  (SELECT count(*) FROM tags t WHERE t.repository_id = r.id),
-                  (SELECT coalesce(sum(b.size), 0) FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
-                     WHERE rb.repository_id = r.id)
-                  + (SELECT coalesce(sum(m.size), 0) FROM manifests m WHERE m.repository_id = r.id),
-                  (SELECT max(m.pushed_at) FROM manifests m WHERE m.repository_id = r.id)
-                FROM repositories r
-                WHERE r.name > $last
-                  AND ($q IS NULL OR instr(r.name, $q) > 0)
-                  AND ($prefix IS NULL OR substr(r.name, 1, length($prefix)) = $prefix)
-                  AND ($artifactType IS NULL OR EXISTS (SELECT 1 FROM manifests m
-                        WHERE m.repository_id = r.id AND m.artifact_type = $artifactType))
-                  AND ($mediaType IS NULL OR EXISTS (SELECT 1 FROM manifests m
-                        WHERE m.repository_id = r.id AND m.media_type = $mediaType))
-                ORDER BY r.name LIMIT $limit
-                """;
-            Add(command, "$last", last ?? "");
-            Add(command, "$q", q);
-            Add(command, "$prefix", prefix);
-            Add(command, "$artifactType", artifactType);
-            Add(command, "$mediaType", mediaType);
-            var batch = pullable is null ? n + 1 : Math.Max(n + 1, 500);
-            command.Parameters.AddWithValue("$limit", batch);
-            var after = command.Parameters["$last"];
-            while (hits.Count <= n)
-            {
-                var read = 0;
-                using (var reader = command.ExecuteReader())
-                    while (reader.Read() && hits.Count <= n)
-                    {
-                        read++;
-                        var name = reader.GetString(0);
-                        after.Value = name;
-                        if (pullable is not null && (!RepositoryName.TryParse(name, out var repository) || !pullable(repository)))
-                            continue;
-                        hits.Add(new Hit(name, reader.GetInt64(1), reader.GetInt64(2),
-                            reader.IsDBNull(3) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
-                    }
-                if (read < batch) break;
-            }
-        }
-        var more = hits.Count > n;
-        if (more) hits.RemoveAt(hits.Count - 1);
+        var page = await request.RequestServices.GetRequiredService<ISearchReadModel>().SearchRepositoriesAsync(
+            new RepositorySearch(q, prefix, artifactType, mediaType), n, last, pullable, request.Aborted);
+        var hits = page.Items;
+        var more = page.HasMore;
         var usage = await request.RequestServices.GetRequiredService<IStorageUsage>()
-            .GetRepositoryUsageAsync(hits.Select(h => h.Name).ToList(), request.Aborted);
+            .GetRepositoryUsageAsync(hits.Select(h => h.Name.Value).ToList(), request.Aborted);
 
         return Responses.Json(writer =>
         {
@@ -99,10 +50,10 @@ internal sealed class SearchExtension : RegistryExtension
             foreach (var hit in hits)
             {
                 writer.WriteStartObject();
-                writer.WriteString("name", hit.Name);
+                writer.WriteString("name", hit.Name.Value);
                 writer.WriteNumber("tagCount", hit.TagCount);
                 writer.WriteNumber("size", hit.Size);
-                var bytes = usage.GetValueOrDefault(hit.Name);
+                var bytes = usage.GetValueOrDefault(hit.Name.Value);
                 writer.WriteNumber("uniqueSize", bytes?.UniqueBytes ?? 0);
                 writer.WriteNumber("sharedSize", bytes?.SharedBytes ?? 0);
                 if (hit.LastPushed is { } pushed) writer.WriteString("lastPushed", pushed);
@@ -114,11 +65,8 @@ internal sealed class SearchExtension : RegistryExtension
         }, MediaType, response =>
         {
             if (more)
-                Responses.NextLink(response, "/v2/_registry/search/repositories", n, hits[^1].Name, ("q", q),
+                Responses.NextLink(response, "/v2/_registry/search/repositories", n, hits[^1].Name.Value, ("q", q),
                     ("prefix", prefix), ("artifactType", artifactType), ("mediaType", mediaType));
         });
     }
-
-    private static void Add(SqliteCommand command, string name, string? value) =>
-        command.Parameters.AddWithValue(name, (object?)value ?? DBNull.Value);
 }

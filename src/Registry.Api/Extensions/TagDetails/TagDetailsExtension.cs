@@ -32,9 +32,6 @@ internal sealed class TagDetailsExtension : RegistryExtension
         new(ExtensionScope.Repository, "tags", "details", HttpMethods.Get, RequiredAccess.Pull, DetailsAsync),
     ];
 
-    private sealed record TagRow(string Tag, Digest Digest, string MediaType, string? ArtifactType, long ManifestSize,
-        DateTimeOffset Pushed);
-
     private static async Task<IResult> DetailsAsync(ExtensionRequest request)
     {
         var repository = request.Repository!.Value;
@@ -43,36 +40,16 @@ internal sealed class TagDetailsExtension : RegistryExtension
                 Math.Min(limits.MaxPageSize, request.Services.Options.Pagination.MaxPageSize), out var n, out var last))
             return new RegistryError(ErrorCode.InvalidParameters, "n must be a non-negative integer");
 
-        var rows = new List<TagRow>();
-        if (n > 0)
-        {
-            using var connection = request.RequestServices.GetRequiredService<SqliteMetadataStore>().OpenConnection();
-            using var command = connection.CreateCommand();
-            command.CommandText = """
-                SELECT t.name, m.digest, m.media_type, m.artifact_type, m.size, t.updated_at
-                FROM tags t
-                JOIN repositories r ON r.id = t.repository_id
-                JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-                WHERE r.name = $name AND t.name > $last
-                ORDER BY t.name LIMIT $limit
-                """;
-            command.Parameters.AddWithValue("$name", repository.Value);
-            command.Parameters.AddWithValue("$last", last ?? "");
-            command.Parameters.AddWithValue("$limit", n + 1);
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
-                rows.Add(new TagRow(reader.GetString(0), Digest.Parse(reader.GetString(1)), reader.GetString(2),
-                    reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetInt64(4),
-                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5))));
-        }
-        var more = rows.Count > n;
-        if (more) rows.RemoveAt(rows.Count - 1);
+        var page = await request.RequestServices.GetRequiredService<ITagDetailsReadModel>()
+            .ListTagDetailsAsync(repository, n, last, request.Aborted);
+        var rows = page.Items.ToList();
+        var more = page.HasMore;
 
         // The work one request may cause is bounded: once the manifests and configs read for this page reach the
         // budget, the page ends there (with at least one tag) and the Link header points at the rest.
         var summaries = request.RequestServices.GetRequiredService<ManifestSummaries>();
         var budget = new ParseBudget(limits.MaxBytesPerRequest);
-        var details = new List<(TagRow Row, ManifestSummary Summary)>(rows.Count);
+        var details = new List<(TagDetail Row, ManifestSummary Summary)>(rows.Count);
         foreach (var row in rows)
         {
             if (details.Count > 0 && budget.Exhausted) break;
@@ -92,7 +69,7 @@ internal sealed class TagDetailsExtension : RegistryExtension
             foreach (var (row, summary) in details)
             {
                 writer.WriteStartObject();
-                writer.WriteString("name", row.Tag);
+                writer.WriteString("name", row.Tag.Value);
                 writer.WriteString("digest", row.Digest.ToString());
                 writer.WriteString("mediaType", row.MediaType);
                 if (row.ArtifactType is null) writer.WriteNull("artifactType");
@@ -103,14 +80,14 @@ internal sealed class TagDetailsExtension : RegistryExtension
                 writer.WriteEndArray();
                 if (summary.Created is null) writer.WriteNull("created");
                 else writer.WriteString("created", summary.Created);
-                writer.WriteString("pushed", row.Pushed);
+                writer.WriteString("pushed", row.UpdatedAt);
                 writer.WriteEndObject();
             }
             writer.WriteEndArray();
             writer.WriteEndObject();
         }, MediaType, response =>
         {
-            if (more) Responses.NextLink(response, $"/v2/{repository}/_registry/tags/details", n, rows[^1].Tag);
+            if (more) Responses.NextLink(response, $"/v2/{repository}/_registry/tags/details", n, rows[^1].Tag.Value);
         });
     }
 }

@@ -1,14 +1,18 @@
 using System.Globalization;
 using Microsoft.Win32.SafeHandles;
+using Registry.Storage.Blobs;
+using Registry.Storage.Model;
 
 namespace Registry.Api.Http;
 
 /// <summary>
-/// Sends a stored blob (or one byte range of it, RFC 9110 §14) by reading the file straight into the response pipe's
-/// buffers: one copy from the page cache, no intermediate stream buffer. A multi-range request gets the whole blob;
-/// an unsatisfiable range gets 416 with <c>Content-Range: bytes */length</c>.
+/// Sends a stored blob, or one byte range of it (RFC 9110 §14). When the store has a local file it is read straight
+/// into the response pipe's buffers: one copy from the page cache, no intermediate stream buffer. Otherwise (an object
+/// store) the store opens exactly the bytes to send (<see cref="IBlobStore.OpenRangeAsync"/>). A multi-range request
+/// gets the whole blob; an unsatisfiable range gets 416 with <c>Content-Range: bytes */length</c>.
 /// </summary>
-internal sealed class FileRangeResult(string path, long length, string contentType, string etag) : IResult
+internal sealed class BlobRangeResult(IBlobStore blobs, Digest digest, BlobContent content, string contentType,
+    string etag) : IResult
 {
     private const int ChunkSize = 256 * 1024;
 
@@ -16,6 +20,7 @@ internal sealed class FileRangeResult(string path, long length, string contentTy
     {
         var request = context.Request;
         var response = context.Response;
+        var length = content.Length;
         response.Headers.AcceptRanges = "bytes";
         response.Headers.ETag = etag;
         if (request.Headers.IfNoneMatch.ToString() == etag)
@@ -27,6 +32,7 @@ internal sealed class FileRangeResult(string path, long length, string contentTy
         long start = 0, end = length - 1;
         var range = request.Headers.Range.ToString();
         var ifRange = request.Headers.IfRange.ToString();
+        var partial = false;
         if (range.Length > 0 && (ifRange.Length == 0 || ifRange == etag))
         {
             switch (ParseRange(range, length, out var from, out var to))
@@ -37,19 +43,44 @@ internal sealed class FileRangeResult(string path, long length, string contentTy
                     response.ContentLength = 0;
                     return;
                 case RangeKind.Single:
-                    (start, end) = (from, to);
-                    response.StatusCode = StatusCodes.Status206PartialContent;
-                    response.Headers.ContentRange = $"bytes {start}-{end}/{length}";
+                    (start, end, partial) = (from, to, true);
                     break;
             }
         }
-        response.ContentType = contentType;
-        response.ContentLength = end - start + 1;
-        if (HttpMethods.IsHead(request.Method) || length == 0) return;
+        var count = end - start + 1;
+        var head = HttpMethods.IsHead(request.Method) || length == 0;
 
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete,
-            FileOptions.SequentialScan);
-        await CopyAsync(handle, response, start, end + 1, context.RequestAborted);
+        // Opened before the status is set: content gone since OpenAsync (garbage collected) is still a clean 404.
+        Stream? stream = null;
+        if (!head && content.LocalPath is null
+            && (stream = await blobs.OpenRangeAsync(digest, start, count, context.RequestAborted)) is null)
+        {
+            foreach (var name in new[] { "ETag", "Accept-Ranges", "Cache-Control", Responses.DigestHeader })
+                response.Headers.Remove(name);
+            await new RegistryError(ErrorCode.BlobUnknown, digest.ToString()).ExecuteAsync(context);
+            return;
+        }
+
+        await using (stream)
+        {
+            if (partial)
+            {
+                response.StatusCode = StatusCodes.Status206PartialContent;
+                response.Headers.ContentRange = $"bytes {start}-{end}/{length}";
+            }
+            response.ContentType = contentType;
+            response.ContentLength = count;
+            if (head) return;
+
+            if (stream is not null)
+            {
+                await CopyAsync(stream, response, count, context.RequestAborted);
+                return;
+            }
+            using var handle = File.OpenHandle(content.LocalPath!, FileMode.Open, FileAccess.Read,
+                FileShare.Read | FileShare.Delete, FileOptions.SequentialScan);
+            await CopyAsync(handle, response, start, end + 1, context.RequestAborted);
+        }
     }
 
     private static async Task CopyAsync(SafeFileHandle handle, HttpResponse response, long position, long stop,
@@ -64,6 +95,23 @@ internal sealed class FileRangeResult(string path, long length, string contentTy
             if (read == 0) throw new IOException("blob file is shorter than recorded");
             writer.Advance(read);
             position += read;
+            var flush = await writer.FlushAsync(ct);
+            if (flush.IsCanceled || flush.IsCompleted) return;
+        }
+    }
+
+    /// <summary>Exactly <paramref name="count"/> bytes from the store's stream; a short stream aborts the response.</summary>
+    private static async Task CopyAsync(Stream stream, HttpResponse response, long count, CancellationToken ct)
+    {
+        var writer = response.BodyWriter;
+        while (count > 0)
+        {
+            var memory = writer.GetMemory((int)Math.Min(ChunkSize, count));
+            var want = (int)Math.Min(memory.Length, count);
+            var read = await stream.ReadAsync(memory[..want], ct);
+            if (read == 0) throw new IOException("blob content is shorter than recorded");
+            writer.Advance(read);
+            count -= read;
             var flush = await writer.FlushAsync(ct);
             if (flush.IsCanceled || flush.IsCompleted) return;
         }

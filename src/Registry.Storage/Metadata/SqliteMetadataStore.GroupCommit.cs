@@ -1,0 +1,255 @@
+using Registry.Storage.Durability;
+using Registry.Storage.Model;
+
+namespace Registry.Storage.Metadata;
+
+/// <summary>
+/// Group commit of writes. Every write is queued; one loop at a time takes everything queued and runs it in ONE
+/// transaction, each write inside its own savepoint (so a write that fails or discards itself is rolled back alone and
+/// the others still commit), commits, and asks for one WAL fsync that starts after that commit. A write's caller gets
+/// its answer only once that fsync is done. While the fsync of one group runs, the next group is already being
+/// built and committed, so N concurrent writes cost about one commit and one fsync instead of N of each.
+/// Writes keep their order: within a group they run in the order they were queued, each seeing the ones before it,
+/// exactly as if they had run one by one.
+/// </summary>
+public sealed partial class SqliteMetadataStore
+{
+    /// <summary>Most writes in one transaction: bounds how long the first of a group waits for the last.</summary>
+    private const int MaxGroup = 256;
+
+    private readonly object _queueGate = new();
+    private List<QueuedWrite> _queue = new();
+    private Task? _loop;
+    /// <summary>A loop is running (or about to): it takes every write queued before it clears this, under the gate.</summary>
+    private bool _looping;
+    private bool _stopped;
+    private long _groups;
+    private long _groupedWrites;
+
+    /// <summary>Transactions committed by the group commit loop, and the writes they held (a ratio above 1 is sharing).</summary>
+    public (long Groups, long Writes) GroupCommits => (Interlocked.Read(ref _groups), Interlocked.Read(ref _groupedWrites));
+
+    private abstract class QueuedWrite(CancellationToken ct, RepositoryName? tagsOf, bool isChange)
+    {
+        public CancellationToken Ct { get; } = ct;
+        public RepositoryName? TagsOf { get; } = tagsOf;
+        public bool IsChange { get; } = isChange;
+
+        /// <summary>Runs the write on the writer connection, inside the group's transaction; false: nothing to keep.</summary>
+        public abstract bool Run(Prepared db);
+
+        /// <summary>Answers the caller: kept writes once <paramref name="durable"/> completes.</summary>
+        public abstract void Complete(Task durable);
+
+        public abstract void Fail(Exception error);
+
+        public abstract void Cancel();
+    }
+
+    private sealed class QueuedWrite<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf, bool isChange)
+        : QueuedWrite(ct, tagsOf, isChange)
+    {
+        private T? _result;
+        private Exception? _error;
+
+        public TaskCompletionSource<(T Result, Task Durable)> Answer { get; } =
+            new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override bool Run(Prepared db)
+        {
+            try
+            {
+                _result = work(db);
+                return !db.Discarded;
+            }
+            catch (Exception e)
+            {
+                _error = e;
+                return false;
+            }
+        }
+
+        public override void Complete(Task durable)
+        {
+            if (_error is not null) Answer.TrySetException(_error);
+            else Answer.TrySetResult((_result!, durable));
+        }
+
+        public override void Fail(Exception error) => Answer.TrySetException(error);
+
+        public override void Cancel() => Answer.TrySetCanceled(Ct);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in a transaction on the writer connection and returns once the change is committed
+    /// (and, when the store is durable, on disk). <paramref name="tagsOf"/> names the repository whose tags the write may
+    /// change: its cached tag list is dropped once the change is committed. <paramref name="isChange"/> false
+    /// (bookkeeping such as delivery cursors) does not wake <see cref="WaitForChangeAsync"/>. A write that calls
+    /// <see cref="Prepared.Discard"/> or throws keeps nothing.
+    /// </summary>
+    private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null,
+        bool isChange = true)
+    {
+        var write = new QueuedWrite<T>(work, ct, tagsOf, isChange);
+        lock (_queueGate)
+        {
+            ObjectDisposedException.ThrowIf(_stopped, this);
+            _queue.Add(write);
+            if (!_looping)
+            {
+                _looping = true;
+                _loop = Task.Run(CommitGroups);
+            }
+        }
+        var (result, durable) = await write.Answer.Task;
+        await durable;
+        return result;
+    }
+
+    private void CommitGroups()
+    {
+        while (true)
+        {
+            List<QueuedWrite> group;
+            lock (_queueGate)
+            {
+                if (_queue.Count == 0)
+                {
+                    _looping = false;
+                    return;
+                }
+                if (_queue.Count <= MaxGroup)
+                {
+                    group = _queue;
+                    _queue = new List<QueuedWrite>();
+                }
+                else
+                {
+                    group = _queue.GetRange(0, MaxGroup);
+                    _queue.RemoveRange(0, MaxGroup);
+                }
+            }
+            try
+            {
+                CommitGroup(group);
+            }
+            catch (Exception e)
+            {
+                // Never leave a caller waiting: whatever was not answered yet fails.
+                foreach (var write in group) write.Fail(e);
+            }
+        }
+    }
+
+    private void CommitGroup(List<QueuedWrite> group)
+    {
+        var kept = new List<QueuedWrite>(group.Count);
+        var answered = new List<QueuedWrite>(group.Count);
+        try
+        {
+            var db = _writer ??= new Prepared(Open());
+            using var tx = db.Connection.BeginTransaction(deferred: false);
+            db.Transaction = tx;
+            try
+            {
+                // A lone write needs no savepoint: the transaction is its own.
+                var alone = group.Count == 1;
+                foreach (var write in group)
+                {
+                    if (write.Ct.IsCancellationRequested)
+                    {
+                        write.Cancel();
+                        continue;
+                    }
+                    answered.Add(write);
+                    if (!alone) db.Command("SAVEPOINT one_write").ExecuteNonQuery();
+                    db.ResetDiscarded();
+                    var keep = write.Run(db);
+                    if (keep) kept.Add(write);
+                    if (alone) continue;
+                    if (!keep) db.Command("ROLLBACK TO one_write").ExecuteNonQuery();
+                    db.Command("RELEASE one_write").ExecuteNonQuery();
+                }
+            }
+            finally
+            {
+                db.Transaction = null;
+                db.ResetDiscarded();
+            }
+            if (kept.Count == 0)
+            {
+                tx.Rollback();
+                foreach (var write in answered) write.Complete(Task.CompletedTask);
+                return;
+            }
+            tx.Commit();
+            Interlocked.Increment(ref _groups);
+            Interlocked.Add(ref _groupedWrites, kept.Count);
+        }
+        catch (Exception e)
+        {
+            // The transaction itself failed (disk full, I/O error): nothing of the group was kept.
+            foreach (var write in answered) write.Fail(e);
+            return;
+        }
+
+        var woke = false;
+        foreach (var write in kept)
+        {
+            if (write.TagsOf is { } repository) _tagLists.Invalidate(repository.Value);
+            woke |= write.IsChange;
+        }
+        if (woke)
+            Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
+                .TrySetResult();
+        // Asked now, awaited by each caller: the next group commits while this fsync runs.
+        var durable = _walSync?.SyncAsync() ?? Task.CompletedTask;
+        foreach (var write in answered) write.Complete(durable);
+    }
+
+    /// <summary>Writes queued and not yet taken by a group.</summary>
+    internal int QueuedWrites
+    {
+        get
+        {
+            lock (_queueGate) return _queue.Count;
+        }
+    }
+
+    /// <summary>
+    /// For tests: occupies the group commit loop until the result is disposed, so that writes queued meanwhile are
+    /// committed together when it is.
+    /// </summary>
+    internal IDisposable HoldWrites()
+    {
+        var release = new ManualResetEventSlim();
+        using var started = new ManualResetEventSlim();
+        _ = WriteAsync(_ =>
+        {
+            started.Set();
+            release.Wait();
+            return true;
+        }, CancellationToken.None, isChange: false).AsTask();
+        started.Wait();
+        return release.AsReleaser();
+    }
+
+    /// <summary>Refuses new writes and waits for the queued ones to finish.</summary>
+    private void StopGroupCommit()
+    {
+        Task? loop;
+        lock (_queueGate)
+        {
+            _stopped = true;
+            loop = _loop;
+        }
+        try
+        {
+            loop?.Wait();
+        }
+        catch (AggregateException)
+        {
+            // Each write's caller has its own answer; the loop itself has nothing to report.
+        }
+    }
+}

@@ -1,0 +1,144 @@
+using System.Text;
+using Registry.Storage;
+using Registry.Storage.Blobs;
+using Registry.Storage.Metadata;
+using Registry.Storage.Model;
+
+namespace Registry.Tests.Contracts;
+
+/// <summary>
+/// An implementation of the metadata contract under test, with its data. The first store it opens is empty; every
+/// later one is another instance over the same data (as another process or replica would hold). Disposing it closes
+/// every store it opened and removes the data.
+/// </summary>
+public interface IMetadataBackend : IAsyncDisposable
+{
+    Task<IMetadataStore> OpenAsync();
+}
+
+/// <summary>The same for blob stores: every store it opens sees the same content and upload sessions.</summary>
+public interface IBlobBackend : IAsyncDisposable
+{
+    Task<IBlobStore> OpenAsync();
+}
+
+/// <summary>SQLite in a folder of its own, durable as in production (<c>Registry:Storage:FlushToDisk</c>).</summary>
+public sealed class SqliteBackend : IMetadataBackend
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("contract-sqlite-").FullName;
+    private readonly List<SqliteMetadataStore> _opened = [];
+
+    public Task<IMetadataStore> OpenAsync()
+    {
+        var store = new SqliteMetadataStore(Path.Combine(_folder, "metadata.db"));
+        _opened.Add(store);
+        return Task.FromResult<IMetadataStore>(store);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        foreach (var store in _opened) store.Dispose();
+        try { Directory.Delete(_folder, recursive: true); } catch (IOException) { }
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>The filesystem blob store in a storage root of its own.</summary>
+public sealed class FileSystemBackend : IBlobBackend
+{
+    private readonly StorageLayout _layout = new(Directory.CreateTempSubdirectory("contract-fs-").FullName);
+
+    public FileSystemBackend() => _layout.Initialise();
+
+    public Task<IBlobStore> OpenAsync() => Task.FromResult<IBlobStore>(new FileSystemBlobStore(_layout, flushToDisk: true));
+
+    public ValueTask DisposeAsync()
+    {
+        try { Directory.Delete(_layout.Root, recursive: true); } catch (IOException) { }
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Base of the metadata contract classes: a fresh backend and store per test. A subclass per implementation only
+/// says which backend (<see cref="CreateBackend"/>).
+/// </summary>
+public abstract class MetadataContract : IAsyncLifetime
+{
+    private IMetadataBackend _backend = null!;
+
+    /// <summary>The store under test, empty when the test starts.</summary>
+    protected IMetadataStore Store { get; private set; } = null!;
+
+    protected abstract IMetadataBackend CreateBackend();
+
+    /// <summary>Another instance over the same data as <see cref="Store"/>.</summary>
+    protected Task<IMetadataStore> OpenAnotherAsync() => _backend.OpenAsync();
+
+    public async Task InitializeAsync()
+    {
+        _backend = CreateBackend();
+        Store = await _backend.OpenAsync();
+    }
+
+    public async Task DisposeAsync() => await _backend.DisposeAsync();
+
+    /// <summary>Links the references' blobs, then stores the manifest with its tags; asserts it was stored.</summary>
+    protected async Task<ManifestRecord> PushAsync(RepositoryName repository, string content, string[]? tags = null,
+        DateTimeOffset? at = null, Digest? subject = null, string? artifactType = null, string mediaType = Sample.ImageManifest,
+        IReadOnlyList<ManifestReference>? references = null)
+    {
+        var manifest = Sample.Manifest(content, at, subject, artifactType, mediaType);
+        var result = await Store.PutManifestAsync(repository, manifest, references ?? [],
+            (tags ?? []).Select(Sample.Tag).ToList(), default);
+        result.Status.Should().Be(PutManifestStatus.Stored);
+        return manifest;
+    }
+}
+
+/// <summary>Base of the blob store contract classes: a fresh backend and store per test.</summary>
+public abstract class BlobContract : IAsyncLifetime
+{
+    private IBlobBackend _backend = null!;
+
+    protected IBlobStore Store { get; private set; } = null!;
+
+    protected abstract IBlobBackend CreateBackend();
+
+    /// <summary>Another instance over the same content and sessions as <see cref="Store"/>.</summary>
+    protected Task<IBlobStore> OpenAnotherAsync() => _backend.OpenAsync();
+
+    public async Task InitializeAsync()
+    {
+        _backend = CreateBackend();
+        Store = await _backend.OpenAsync();
+    }
+
+    public async Task DisposeAsync() => await _backend.DisposeAsync();
+}
+
+/// <summary>Values the contract tests build their data from.</summary>
+public static class Sample
+{
+    public const string ImageManifest = "application/vnd.oci.image.manifest.v1+json";
+    public const string ImageIndex = "application/vnd.oci.image.index.v1+json";
+
+    public static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    public static RepositoryName Repo(string name) =>
+        RepositoryName.TryParse(name, out var repository) ? repository : throw new ArgumentException(name);
+
+    public static Tag Tag(string name) => Registry.Storage.Model.Tag.TryParse(name, out var tag) ? tag : throw new ArgumentException(name);
+
+    public static Digest DigestOf(string content) => DigestOf(Encoding.UTF8.GetBytes(content));
+
+    public static Digest DigestOf(byte[] content) => Digest.Compute(DigestAlgorithm.Sha256, content);
+
+    public static ManifestRecord Manifest(string content, DateTimeOffset? at = null, Digest? subject = null,
+        string? artifactType = null, string mediaType = ImageManifest) =>
+        new(DigestOf(content), mediaType, Encoding.UTF8.GetByteCount(content), artifactType, subject, null, at ?? T0);
+
+    public static ManifestReference Blob(Digest digest) => new(digest, ReferenceKind.Blob);
+
+    public static ManifestReference Child(Digest digest) => new(digest, ReferenceKind.Manifest);
+}
