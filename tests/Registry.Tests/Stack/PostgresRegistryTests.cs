@@ -53,6 +53,62 @@ public sealed class PostgresRegistryTests
     }
 
     [Fact]
+    public async Task Repository_search_finds_filters_and_sizes_repositories_with_the_metadata_in_postgres()
+    {
+        await using var server = await RegistryServer.StartAsync(Postgres(await PostgresStack.CreateDatabaseAsync()));
+        using var client = server.CreateClient();
+        var layer = new byte[5000];
+        var first = await client.PushImageAsync("team/frontend", "v1", layer);
+        var second = await client.PushImageAsync("team/frontend", "v2", layer);
+        var (_, backend) = await client.PushImageAsync("team/backend", "v1");
+        await client.PushArtifactAsync("team/backend", backend, "application/vnd.example.sbom");
+        await client.PushImageAsync("other/tools", "v1");
+
+        var response = await client.GetAsync("v2/_registry/search/repositories?prefix=team/");
+        var byPrefix = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("repositories");
+        var bySubstring = (await client.GetJsonAsync("v2/_registry/search/repositories?q=front")).GetProperty("repositories");
+        var byArtifactType = (await client.GetJsonAsync(
+            "v2/_registry/search/repositories?artifactType=application/vnd.example.sbom")).GetProperty("repositories");
+
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        byPrefix.EnumerateArray().Select(r => r.GetProperty("name").GetString()).Should().Equal("team/backend", "team/frontend");
+        byArtifactType.EnumerateArray().Select(r => r.GetProperty("name").GetString()).Should().Equal("team/backend");
+        var hit = bySubstring.EnumerateArray().Should().ContainSingle().Subject;
+        hit.GetProperty("name").GetString().Should().Be("team/frontend");
+        hit.GetProperty("tagCount").GetInt32().Should().Be(2);
+        // The shared layer counts once: two configs, one layer, two manifests.
+        var configs = await Task.WhenAll(new[] { first, second }.Select(async m =>
+            (await client.GetJsonAsync($"v2/team/frontend/manifests/{m.Digest}")).GetProperty("config").GetProperty("size").GetInt64()));
+        hit.GetProperty("size").GetInt64().Should().Be(configs.Sum() + layer.Length + first.Bytes.Length + second.Bytes.Length);
+        hit.GetProperty("lastPushed").GetDateTimeOffset().Should().BeCloseTo(DateTimeOffset.UtcNow, TimeSpan.FromMinutes(1));
+    }
+
+    [Fact]
+    public async Task Tag_details_list_each_tag_with_its_manifest_with_the_metadata_in_postgres()
+    {
+        await using var server = await RegistryServer.StartAsync(Postgres(await PostgresStack.CreateDatabaseAsync()));
+        using var client = server.CreateClient();
+        var layer = new byte[4096];
+        var (bytes, digest) = await client.PushImageAsync("pg/details", "v1", layer);
+        await client.PushIndexAsync("pg/details", "multi");
+        var configSize = (await client.GetJsonAsync("v2/pg/details/manifests/v1")).GetProperty("config").GetProperty("size").GetInt64();
+
+        var response = await client.GetAsync("v2/pg/details/_registry/tags/details?n=2");
+        var page = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        page.GetProperty("tags").EnumerateArray().Select(t => t.GetProperty("name").GetString())
+            .Should().Equal("amd64-multi", "arm64-multi");
+        var rest = (await client.GetJsonAsync("v2/pg/details/_registry/tags/details?last=arm64-multi")).GetProperty("tags");
+        rest.EnumerateArray().Select(t => t.GetProperty("name").GetString()).Should().Equal("multi", "v1");
+        var v1 = rest[1];
+        v1.GetProperty("digest").GetString().Should().Be(digest);
+        v1.GetProperty("mediaType").GetString().Should().Be("application/vnd.oci.image.manifest.v1+json");
+        v1.GetProperty("size").GetInt64().Should().Be(bytes.Length + configSize + layer.Length);
+        rest[0].GetProperty("mediaType").GetString().Should().Be("application/vnd.oci.image.index.v1+json");
+    }
+
+    [Fact]
     public async Task A_manifest_refused_for_a_missing_blob_leaves_no_repository_in_postgres()
     {
         await using var server = await RegistryServer.StartAsync(Postgres(await PostgresStack.CreateDatabaseAsync()));
