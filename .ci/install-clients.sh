@@ -3,8 +3,7 @@
 # validate against (docker-registry: distribution 2.8.2 whose storage the import tests read; docker-compose: the
 # compose examples are checked with `docker-compose config`; htpasswd from apache2-utils: the access-control tests
 # write their users with it; Prometheus: the metrics tests run `promtool check metrics` and a real `prometheus`
-# server; openssl: the TLS tests' throw-away CA; postgresql: the metadata store of several replicas, started by
-# scripts/stack/postgres.sh) from Debian when any is missing.
+# server; openssl: the TLS tests' throw-away CA) from Debian when any is missing.
 # Idempotent: does nothing (no apt-get at all) when all are there. Needs root (or sudo) only to install.
 #
 # The tests run podman and buildah with the vfs storage driver in their own temp folders (root, runroot, tmpdir,
@@ -23,9 +22,6 @@ missing=()
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
-# PostgreSQL's server binaries are not on PATH in Debian; scripts/stack/postgres.sh runs them from here.
-postgres_installed() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
-postgres_installed || missing+=(postgresql)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing missing clients: ${missing[*]}"
@@ -43,7 +39,6 @@ fi
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "$tool is still missing after the install" >&2; exit 1; }
 done
-postgres_installed || { echo "postgresql is still missing after the install" >&2; exit 1; }
 
 # Debian's containers-common ships these; the tests do not rely on them (they pass their own policy and
 # registries.conf), but a hand-run `skopeo copy` as in the README does, so put the defaults back when missing.
