@@ -59,6 +59,7 @@ internal sealed class Options
           --skip LIST       phases not to run
           --ceilings-only   same as --only ceilings (no --url needed)
           --blob-mib N      size of the big blob (default 512, quick 64)
+          --writers N       concurrent writers in the small-push and manifest phases (default 8)
           --duration S      length of each fixed-duration phase in seconds (default 10, quick 2)
           --tags N,M        tag counts for the tags list (default 1000,10000; quick 200,1000)
           --repos N         repositories for the catalog (default 10000; quick 300)
@@ -99,6 +100,7 @@ internal sealed class Options
                 case "--ci-pulls": ciPulls = Next(); break;
                 case "--ci-artifacts": ciArtifacts = Next(); break;
                 case "--idle-after": idleAfter = Next(); break;
+                case "--writers": o.Writers = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--auth": o.Auth = Next(); break;
                 case "--user": o.User = Next(); break;
                 case "--password": o.Password = Next(); break;
