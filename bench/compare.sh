@@ -6,9 +6,11 @@
 # Environment:
 #   ROUNDS=3          rounds (each runs ours, then distribution)
 #   QUICK=1           pass --quick to every run (a smoke test of this script)
-#   BENCH_ARGS=...    more arguments for every benchmark run, e.g. "--duration 5 --skip ceilings"
+#   BENCH_ARGS=...    more arguments for every benchmark run, e.g. "--duration 5 --skip ceilings", or
+#                     "--only ci-pull,ci-push" for the CI-shaped phases alone
 #   OURS_ARGS=...     more arguments for our server, e.g. "--Registry:Storage:FlushToDisk=false"
 #   AOT=0             build ours framework-dependent (JIT) instead of trying native AOT first
+#   OURS_BINARY=PATH  an already published Registry.Api to run instead of publishing one
 #   REGISTRY_SRC=DIR  repository to build ours from (default: this one)
 #   WORK_DIR=DIR      where servers' data and binaries go (default: a new folder under /tmp; same filesystem as the
 #                     disk ceiling's scratch file); deleted at the end
@@ -51,7 +53,10 @@ dotnet build "$here/Registry.Bench" -c Release -o "$work/bench" -nologo -v q >"$
 bench=(dotnet "$work/bench/Registry.Bench.dll")
 
 ours_kind=""
-if [ "${AOT:-1}" != 0 ]; then
+if [ -n "${OURS_BINARY:-}" ]; then
+  ours=("$(realpath "$OURS_BINARY")")
+  ours_kind="the given binary $OURS_BINARY"
+elif [ "${AOT:-1}" != 0 ]; then
   log "publishing our registry with native AOT from $src (a few minutes)"
   if dotnet publish "$src/src/Registry.Api" -c Release -p:PublishAot=true -o "$work/ours" -nologo -v q \
        >"$work/ours-build.log" 2>&1 && [ -x "$work/ours/Registry.Api" ]; then

@@ -22,6 +22,8 @@ internal sealed class Latencies
         _sorted = false;
     }
 
+    public void AddRange(Latencies other) => AddRange(other._ticks);
+
     public double Percentile(double p)
     {
         if (_ticks.Count == 0) return double.NaN;

@@ -6,7 +6,7 @@ namespace Registry.Bench;
 internal sealed class Options
 {
     public static readonly string[] AllPhases =
-        ["ceilings", "push", "pull", "small", "manifests", "reads", "tags", "catalog"];
+        ["ceilings", "push", "pull", "small", "manifests", "reads", "tags", "catalog", "ci-pull", "ci-push"];
 
     public Uri? Url { get; private set; }
     /// <summary>The server's process, or the processes of its replicas (empty: none sampled).</summary>
@@ -27,6 +27,9 @@ internal sealed class Options
     public long LoopbackBytes { get; private set; }
     public int Writers { get; private set; } = 8;
     public int Readers { get; private set; } = 32;
+    public int CiPulls { get; private set; }
+    public TimeSpan IdleAfter { get; private set; }
+    public int CiArtifacts { get; private set; }
 
     /// <summary>null: anonymous; <c>basic</c> or <c>bearer</c> with <see cref="User"/> and <see cref="Password"/>.</summary>
     public string? Auth { get; private set; }
@@ -51,20 +54,27 @@ internal sealed class Options
           --json FILE       also write the results as JSON (what compare reads)
           --label TEXT      a name stored in the JSON (e.g. ours, distribution)
           --scratch DIR     where the disk ceiling writes its file; put it on the registry's filesystem (default: /tmp)
-          --only LIST       phases to run, comma separated: ceilings,push,pull,small,manifests,reads,tags,catalog
+          --only LIST       phases to run, comma separated: ceilings,push,pull,small,manifests,reads,
+                            tags,catalog,ci-pull,ci-push (the last two: the CI-shaped phases)
           --skip LIST       phases not to run
           --ceilings-only   same as --only ceilings (no --url needed)
           --blob-mib N      size of the big blob (default 512, quick 64)
+          --writers N       concurrent writers in the small-push and manifest phases (default 8)
           --duration S      length of each fixed-duration phase in seconds (default 10, quick 2)
           --tags N,M        tag counts for the tags list (default 1000,10000; quick 200,1000)
           --repos N         repositories for the catalog (default 10000; quick 300)
           --disk-mib N      size of the fsync'd disk ceiling file (default 1024, quick 128)
+          --ci-pulls N      concurrent pulls of the 5-layer image in ci-pull (default 50)
+          --ci-artifacts N  small artifacts per round in ci-push (default 200)
+          --idle-after S    with --pid: wait S seconds after the last phase and report the server's RSS then
+                            (default 45, quick 0)
         """;
 
     public static Options Parse(string[] args)
     {
         var o = new Options();
-        string? blobMib = null, duration = null, tags = null, repos = null, diskMib = null;
+        string? blobMib = null, duration = null, tags = null, repos = null, diskMib = null, ciPulls = null,
+            ciArtifacts = null, idleAfter = null;
         for (var i = 0; i < args.Length; i++)
         {
             var arg = args[i];
@@ -87,6 +97,10 @@ internal sealed class Options
                 case "--tags": tags = Next(); break;
                 case "--repos": repos = Next(); break;
                 case "--disk-mib": diskMib = Next(); break;
+                case "--ci-pulls": ciPulls = Next(); break;
+                case "--ci-artifacts": ciArtifacts = Next(); break;
+                case "--idle-after": idleAfter = Next(); break;
+                case "--writers": o.Writers = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--auth": o.Auth = Next(); break;
                 case "--user": o.User = Next(); break;
                 case "--password": o.Password = Next(); break;
@@ -107,6 +121,10 @@ internal sealed class Options
         o.Repositories = repos is null ? (q ? 300 : 10000) : int.Parse(repos, CultureInfo.InvariantCulture);
         o.DiskBytes = (diskMib is null ? (q ? 128 : 1024) : long.Parse(diskMib, CultureInfo.InvariantCulture)) << 20;
         o.LoopbackBytes = o.BlobSize;
+        o.CiPulls = ciPulls is null ? 50 : int.Parse(ciPulls, CultureInfo.InvariantCulture);
+        o.CiArtifacts = ciArtifacts is null ? 200 : int.Parse(ciArtifacts, CultureInfo.InvariantCulture);
+        o.IdleAfter = TimeSpan.FromSeconds(idleAfter is null ? (q ? 0 : 45)
+            : double.Parse(idleAfter, CultureInfo.InvariantCulture));
         return o;
     }
 

@@ -56,6 +56,14 @@ if (monitor is { Pids.Count: 1 })
         "MiB", false);
     recorder.Add(group, "server.hwm_MiB", "server VmHWM at the end (kernel's peak)", monitor.Hwm / 1048576.0, "MiB", false);
     recorder.Add(group, "server.rss_end_MiB", "server RSS at the end", monitor.CurrentRss / 1048576.0, "MiB", false);
+    if (options.IdleAfter > TimeSpan.Zero && monitor.Alive && !failed)
+    {
+        // What the server keeps once the load is over (a registry between CI bursts).
+        Console.Error.WriteLine($"           idle for {options.IdleAfter.TotalSeconds:F0} s ...");
+        await Task.Delay(options.IdleAfter, cancel.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+        recorder.Add(group, "server.rss_idle_after_MiB", $"server RSS {options.IdleAfter.TotalSeconds:F0} s after the end (idle)",
+            monitor.CurrentRss / 1048576.0, "MiB", false);
+    }
 }
 else if (monitor is not null)
 {

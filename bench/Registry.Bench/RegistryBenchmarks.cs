@@ -5,7 +5,7 @@ using System.Text.Json;
 
 namespace Registry.Bench;
 
-/// <summary>The registry phases, in order: big blob push and pull, small blobs, manifests, reads, tags, catalog.</summary>
+/// <summary>The registry phases, in order: big blob push and pull, small blobs, manifests, reads, tags, catalog, then the CI-shaped ones.</summary>
 internal sealed class RegistryBenchmarks(Options options, RegistryClient client, Recorder recorder)
 {
     private const string Group = "registry";
@@ -35,6 +35,9 @@ internal sealed class RegistryBenchmarks(Options options, RegistryClient client,
         if (options.Runs("reads")) await ManifestReadsAsync(ct);
         if (options.Runs("tags")) await TagsAsync(ct);
         if (options.Runs("catalog")) await CatalogAsync(ct);
+        var ci = new CiBenchmarks(options, client, recorder);
+        if (options.Runs("ci-pull")) await ci.PullFarmAsync(ct);
+        if (options.Runs("ci-push")) await ci.PushArtifactsAsync(ct);
     }
 
     private static double MBps(long bytes, double seconds) => bytes / 1e6 / seconds;

@@ -168,6 +168,16 @@ internal sealed class RegistryClient(HttpClient http, Uri baseUri)
         return await CheckAsync(phase, response, HttpStatusCode.OK, $"{method} /v2/{repo}/manifests/{reference}");
     }
 
+    /// <summary>GET a manifest with the usual Accept list; its bytes, or null on an error.</summary>
+    public async Task<byte[]?> GetManifestAsync(Phase phase, string repo, string reference, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, Url($"/v2/{repo}/manifests/{reference}"));
+        request.Headers.TryAddWithoutValidation("Accept", ManifestAccept);
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, ct);
+        if (!await CheckAsync(phase, response, HttpStatusCode.OK, $"GET /v2/{repo}/manifests/{reference}")) return null;
+        return await response.Content.ReadAsByteArrayAsync(ct);
+    }
+
     /// <summary>GET a blob (or a range of it), reading and discarding the body; the number of bytes read.</summary>
     public async Task<long?> PullAsync(Phase phase, string repo, string digest, (long From, long To)? range,
         CancellationToken ct)

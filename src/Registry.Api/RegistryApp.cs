@@ -91,6 +91,11 @@ public static class RegistryApp
         var app = builder.Build();
         if (distribution.Ignored.Count > 0)
             app.Logger.LogWarning("registry:2 settings with no equivalent here, ignored: {Keys}", string.Join(", ", distribution.Ignored));
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var trimmer = IdleMemoryTrimmer.Start(app.Services.GetRequiredService<TimeProvider>());
+            app.Lifetime.ApplicationStopping.Register(trimmer.Dispose);
+        });
         app.UseRequestTelemetry();
         app.UseRegistryErrors();
         app.UseMetricsEndpoint();
@@ -131,11 +136,10 @@ public static class RegistryApp
             var bucket = provider.GetRequiredService<S3Bucket>();
             return new S3BlobStore(bucket, new S3UploadSessionStore(bucket));
         });
-        services.AddSingleton(provider =>
-            metadata.Take(provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Path)
-            ?? new SqliteMetadataStore(provider.GetRequiredService<StorageLayout>().DatabasePath,
-                durable: provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
-        services.AddSingleton<IMetadataStore>(provider => provider.GetRequiredService<SqliteMetadataStore>());
+        // One store object behind every metadata contract, chosen by Registry:Metadata:Kind.
+        services.AddSingleton(provider => MetadataBackend.Open(provider.GetRequiredService<IOptions<RegistryOptions>>().Value,
+            provider.GetRequiredService<StorageLayout>, metadata));
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().Store);
         // Consumers take the narrow contract they use; each resolves to the one IMetadataStore, so replacing that
         // registration (another backend, or a test's wrapper) replaces every concern at once.
         services.AddSingleton<ILinkStore>(provider => provider.GetRequiredService<IMetadataStore>());
@@ -149,6 +153,9 @@ public static class RegistryApp
         services.AddSingleton<IDistributionImportStore>(provider => provider.GetRequiredService<IMetadataStore>());
         services.AddSingleton<IGarbageCollectionStore>(provider => provider.GetRequiredService<IMetadataStore>());
         services.AddSingleton<IStorageUsage>(provider => provider.GetRequiredService<IMetadataStore>());
+        // Leases coordinate replicas: the shared store's, or in-memory ones when one process owns the metadata.
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>()
+            .Leases(provider.GetRequiredService<TimeProvider>()));
         services.AddSingleton<BlobPins>();
         services.AddSingleton<GarbageCollector>();
         services.AddSingleton<GcRunner>();

@@ -12,6 +12,7 @@ public sealed class RegistryOptions
     public const string Section = "Registry";
 
     public StorageSettings Storage { get; set; } = new();
+    public MetadataSettings Metadata { get; set; } = new();
     public DeletionSettings Deletion { get; set; } = new();
     public UploadSettings Uploads { get; set; } = new();
     public ManifestSettings Manifests { get; set; } = new();
@@ -152,6 +153,21 @@ public sealed class RegistryOptions
         public const string S3 = "s3";
     }
 
+    /// <summary>Where the metadata lives: SQLite in the storage folder (one server), or PostgreSQL (several replicas).</summary>
+    public sealed class MetadataSettings
+    {
+        public const string Sqlite = "sqlite";
+        public const string Postgres = "postgres";
+
+        /// <summary><c>sqlite</c> (default: <c>metadata.db</c> under <c>Registry:Storage:Path</c>) or <c>postgres</c>.</summary>
+        public string Kind { get; set; } = Sqlite;
+
+        /// <summary>The Npgsql connection string of the PostgreSQL database (<c>postgres</c> only).</summary>
+        public string? ConnectionString { get; set; }
+
+        internal bool IsPostgres => string.Equals(Kind, Postgres, StringComparison.OrdinalIgnoreCase);
+    }
+
     public sealed class DeletionSettings
     {
         public bool Enabled { get; set; } = true;
@@ -204,6 +220,7 @@ internal sealed class RegistryOptionsValidator(string? urls) : IValidateOptions<
             errors.Add($"Registry:Storage:Kind must be '{RegistryOptions.StorageKinds.FileSystem}' or '{RegistryOptions.StorageKinds.S3}' (got '{options.Storage.Kind}').");
         else if (options.Storage.Kind == RegistryOptions.StorageKinds.S3)
             options.Storage.S3.Validate(errors);
+        ValidateMetadata(options.Metadata, errors);
         if (options.Uploads.MaxSessions < 1)
             errors.Add("Registry:Uploads:MaxSessions must be at least 1.");
         if (options.Uploads.MaxSessionsPerClient < 1)
@@ -251,6 +268,34 @@ internal sealed class RegistryOptionsValidator(string? urls) : IValidateOptions<
                 errors.Add($"Registry:Gc:Policies:{i}:OlderThan must not be negative.");
         }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void ValidateMetadata(RegistryOptions.MetadataSettings metadata, List<string> errors)
+    {
+        if (!metadata.IsPostgres && !string.Equals(metadata.Kind, RegistryOptions.MetadataSettings.Sqlite, StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add($"Registry:Metadata:Kind must be '{RegistryOptions.MetadataSettings.Sqlite}' or " +
+                       $"'{RegistryOptions.MetadataSettings.Postgres}' (got '{metadata.Kind}').");
+            return;
+        }
+        if (!metadata.IsPostgres) return;
+        if (string.IsNullOrWhiteSpace(metadata.ConnectionString))
+        {
+            errors.Add("Registry:Metadata:ConnectionString must be set when Registry:Metadata:Kind is postgres " +
+                       "(e.g. Host=db;Database=registry;Username=registry;Password=...).");
+            return;
+        }
+        try
+        {
+            var parsed = new Npgsql.NpgsqlConnectionStringBuilder(metadata.ConnectionString);
+            if (string.IsNullOrWhiteSpace(parsed.Host))
+                errors.Add("Registry:Metadata:ConnectionString must name a Host (a host name, an address or a socket folder).");
+        }
+        catch (ArgumentException e)
+        {
+            // The message names the keyword, never the value (it may hold the password).
+            errors.Add($"Registry:Metadata:ConnectionString is not a valid PostgreSQL connection string: {e.Message}");
+        }
     }
 
     private void ValidateTls(RegistryOptions.TlsSettings tls, List<string> errors)

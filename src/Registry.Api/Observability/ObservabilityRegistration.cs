@@ -19,8 +19,11 @@ internal static class ObservabilityRegistration
 
     public static WebApplicationBuilder AddRegistryObservability(this WebApplicationBuilder builder, string mainUrls)
     {
+        // Only the two sections needed before the host is built (binding the whole of Registry is a start-up cost;
+        // the options validator binds and checks everything once).
         var settings = new RegistryOptions();
-        builder.Configuration.GetSection(RegistryOptions.Section).Bind(settings);
+        builder.Configuration.GetSection($"{RegistryOptions.Section}:Logging").Bind(settings.Logging);
+        builder.Configuration.GetSection($"{RegistryOptions.Section}:Metrics").Bind(settings.Metrics);
 
         builder.Logging.ClearProviders();
         if (settings.Logging.Format == RegistryOptions.LogFormats.Json)

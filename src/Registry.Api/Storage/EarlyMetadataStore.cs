@@ -19,6 +19,8 @@ internal sealed class EarlyMetadataStore
     {
         var options = configuration.GetSection(RegistryOptions.Section).Get<RegistryOptions>() ?? new RegistryOptions();
         if (new RegistryOptionsValidator(configuration["urls"]).Validate(null, options).Failed) return;
+        // PostgreSQL is opened by the service registration; there is no SQLite file to open early.
+        if (options.Metadata.IsPostgres) return;
         _path = options.Storage.Path;
         _opening = Task.Run(() =>
         {

@@ -5,8 +5,8 @@ namespace Registry.Storage.Metadata;
 /// interface. Consumers depend on the narrow interface they need, never on this one (and never on a concrete
 /// store). Every method is one transaction: after a crash at any instant the store holds either all of a change or
 /// none of it. Implementations MUST be safe for concurrent use and MUST NOT see HTTP. SQLite
-/// (<see cref="SqliteMetadataStore"/>) is the embedded one; a PostgreSQL store shared by several replicas is the
-/// intended second. docs/storage.md, "Contracts", says which promise lives where.
+/// (<see cref="SqliteMetadataStore"/>) is the embedded one; <see cref="Postgres.PostgresMetadataStore"/> is the one
+/// several replicas share. docs/storage.md, "Contracts", says which promise lives where.
 /// </summary>
 public interface IMetadataStore : ILinkStore, IManifestStore, IUploadStore, IEventOutbox, IVerificationStore,
     ISearchReadModel, ITagDetailsReadModel, IStorageUsage, IGarbageCollectionStore, IDeliveryCursors,

@@ -3,7 +3,9 @@ using Registry.Storage;
 using Registry.Storage.Blobs;
 using Registry.Storage.Blobs.S3;
 using Registry.Storage.Metadata;
+using Registry.Storage.Metadata.Postgres;
 using Registry.Storage.Model;
+using Registry.Tests.Stack;
 
 namespace Registry.Tests.Contracts;
 
@@ -41,6 +43,30 @@ public sealed class SqliteBackend : IMetadataBackend
         foreach (var store in _opened) store.Dispose();
         try { Directory.Delete(_folder, recursive: true); } catch (IOException) { }
         return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// PostgreSQL on the test stack (<see cref="PostgresStack"/>, started once per run), in a database of its own created
+/// for this backend: every store it opens is another replica's connection to that database. The databases are left
+/// for the stack's stop, which wipes them all.
+/// </summary>
+public sealed class PostgresBackend : IMetadataBackend
+{
+    private readonly List<PostgresMetadataStore> _opened = [];
+    private string? _connectionString;
+
+    public async Task<IMetadataStore> OpenAsync()
+    {
+        _connectionString ??= await PostgresStack.CreateDatabaseAsync();
+        var store = await PostgresMetadataStore.OpenAsync(_connectionString);
+        _opened.Add(store);
+        return store;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var store in _opened) await store.DisposeAsync();
     }
 }
 

@@ -239,3 +239,8 @@ public sealed class SqliteGarbageCollectionStoreContract : GarbageCollectionStor
 {
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
 }
+
+public sealed class PostgresGarbageCollectionStoreContract : GarbageCollectionStoreContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
+}

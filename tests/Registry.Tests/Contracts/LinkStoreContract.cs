@@ -115,3 +115,8 @@ public sealed class SqliteLinkStoreContract : LinkStoreContract
 {
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
 }
+
+public sealed class PostgresLinkStoreContract : LinkStoreContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
+}

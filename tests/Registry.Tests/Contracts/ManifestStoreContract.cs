@@ -197,6 +197,71 @@ public abstract class ManifestStoreContract : MetadataContract
     }
 
     [Fact]
+    public async Task Every_change_to_tags_shows_in_the_next_listing()
+    {
+        var first = await PushAsync(Repo("a/app"), "one", ["b", "a"]);
+        (await AllTagsAsync(Repo("a/app"), 100)).Should().Equal("a", "b");
+
+        await PushAsync(Repo("a/app"), "two", ["c"]);
+        (await AllTagsAsync(Repo("a/app"), 100)).Should().Equal("a", "b", "c");
+
+        (await Manifests.DeleteTagAsync(Repo("a/app"), Tag("b"), T0, default)).Should().BeTrue();
+        (await AllTagsAsync(Repo("a/app"), 100)).Should().Equal("a", "c");
+
+        (await Manifests.DeleteManifestAsync(Repo("a/app"), first.Digest, T0, default)).Should().BeTrue();
+        (await AllTagsAsync(Repo("a/app"), 100)).Should().Equal("c");
+    }
+
+    [Fact]
+    public async Task Tags_and_repositories_are_listed_in_byte_order_not_the_locale_s()
+    {
+        // Byte order: '-' < '.' < '/' < digits < upper case < '_' < lower case; a locale collation sorts case and
+        // punctuation differently.
+        foreach (var name in new[] { "ab", "a_b", "a/b", "a.b", "a-b", "a0" })
+            await PushAsync(Repo(name), name, ["Zeta", "alpha", "_x", "Alpha", "9", "a-b", "a.b"]);
+
+        (await Manifests.ListRepositoriesAsync(100, null, default)).Items.Should().Equal("a-b", "a.b", "a/b", "a0", "a_b", "ab");
+        (await Manifests.ListRepositoriesAsync(2, "a.b", default)).Items.Should().Equal("a/b", "a0");
+        (await AllTagsAsync(Repo("ab"), 100)).Should().Equal("9", "Alpha", "Zeta", "_x", "a-b", "a.b", "alpha");
+        (await Manifests.ListTagsAsync(Repo("ab"), 2, "Zeta", default)).Items.Should().Equal("_x", "a-b");
+    }
+
+    [Fact]
+    public async Task Listing_while_tags_are_written_never_leaves_a_stale_list()
+    {
+        const int writers = 4, perWriter = 60;
+        using var done = new CancellationTokenSource();
+        var reader = Task.Run(async () =>
+        {
+            while (!done.IsCancellationRequested) await Manifests.ListTagsAsync(Repo("a/race"), 100, null, default);
+        });
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < perWriter; i++) await PushAsync(Repo("a/race"), $"{w}-{i}", [$"w{w}-{i:D3}"]);
+        })));
+        await done.CancelAsync();
+        await reader;
+
+        (await AllTagsAsync(Repo("a/race"), 1000)).Should().HaveCount(writers * perWriter)
+            .And.BeInAscendingOrder(StringComparer.Ordinal);
+    }
+
+    /// <summary>Every tag of <paramref name="repository"/>, page by page; every page but the last is full.</summary>
+    private async Task<List<string>> AllTagsAsync(RepositoryName repository, int pageSize)
+    {
+        var all = new List<string>();
+        string? last = null;
+        while (true)
+        {
+            var page = await Manifests.ListTagsAsync(repository, pageSize, last, default);
+            all.AddRange(page.Items);
+            if (!page.HasMore) return all;
+            page.Items.Should().HaveCount(pageSize);
+            last = page.Items[^1];
+        }
+    }
+
+    [Fact]
     public async Task Repositories_are_listed_in_order_after_last()
     {
         foreach (var name in new[] { "b/app", "a/app", "c/app" })
@@ -275,4 +340,9 @@ public abstract class ManifestStoreContract : MetadataContract
 public sealed class SqliteManifestStoreContract : ManifestStoreContract
 {
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
+}
+
+public sealed class PostgresManifestStoreContract : ManifestStoreContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
 }

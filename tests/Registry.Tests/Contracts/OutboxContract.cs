@@ -211,3 +211,8 @@ public sealed class SqliteOutboxContract : OutboxContract
 {
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
 }
+
+public sealed class PostgresOutboxContract : OutboxContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
+}

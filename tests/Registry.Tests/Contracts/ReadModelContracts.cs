@@ -132,7 +132,17 @@ public sealed class SqliteSearchReadModelContract : SearchReadModelContract
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
 }
 
+public sealed class PostgresSearchReadModelContract : SearchReadModelContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
+}
+
 public sealed class SqliteTagDetailsReadModelContract : TagDetailsReadModelContract
 {
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
+}
+
+public sealed class PostgresTagDetailsReadModelContract : TagDetailsReadModelContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
 }

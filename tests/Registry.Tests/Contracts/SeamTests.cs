@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Registry.Api.Storage;
 using Registry.Storage.Metadata;
 using Registry.Tests.Infrastructure;
 using Registry.Tests.Operations;
@@ -37,7 +38,7 @@ public sealed class SeamTests
     {
         IMetadataStore? replacement = null;
         await using var server = await RegistryServer.StartAsync(services: services => services.AddSingleton(provider =>
-            replacement = BreakableStore.Create().Wrapping(provider.GetRequiredService<SqliteMetadataStore>())));
+            replacement = BreakableStore.Create().Wrapping(provider.GetRequiredService<MetadataBackend>().Store)));
 
         var links = server.Services.GetRequiredService<ILinkStore>();
 

@@ -90,3 +90,8 @@ public sealed class SqliteUploadStoreContract : UploadStoreContract
 {
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
 }
+
+public sealed class PostgresUploadStoreContract : UploadStoreContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
+}

@@ -120,7 +120,17 @@ public sealed class SqliteStorageUsageContract : StorageUsageContract
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
 }
 
+public sealed class PostgresStorageUsageContract : StorageUsageContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
+}
+
 public sealed class SqliteDistributionImportContract : DistributionImportContract
 {
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
+}
+
+public sealed class PostgresDistributionImportContract : DistributionImportContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
 }

@@ -61,3 +61,8 @@ public sealed class SqliteVerificationStoreContract : VerificationStoreContract
 {
     protected override IMetadataBackend CreateBackend() => new SqliteBackend();
 }
+
+public sealed class PostgresVerificationStoreContract : VerificationStoreContract
+{
+    protected override IMetadataBackend CreateBackend() => new PostgresBackend();
+}

@@ -121,6 +121,17 @@ public class DistributionConfigurationTests
     }
 
     [Fact]
+    public void REGISTRY_variables_outside_registry2_s_sections_are_neither_mapped_nor_warned_about()
+    {
+        var result = FromEnvironment(("REGISTRY_STACK_DIR", "/work/stack"), ("REGISTRY_TEST_URL", "http://127.0.0.1:5000"),
+            ("REGISTRY_GC_STRESS_SECONDS", "600"), ("REGISTRY_LOG_LEVEL", "debug"));
+
+        result.Ignored.Should().Equal("REGISTRY_LOG_LEVEL");
+        result.Settings.Should().BeEmpty();
+        result.Errors.Should().BeEmpty();
+    }
+
+    [Fact]
     public void Our_own_double_underscore_variables_are_not_taken_for_registry2_ones()
     {
         FromEnvironment(("REGISTRY__STORAGE__PATH", "/srv")).IsEmpty.Should().BeTrue();

@@ -2,6 +2,7 @@ using System.Net;
 using System.Reflection;
 using System.Security.Cryptography;
 using Microsoft.Extensions.DependencyInjection;
+using Registry.Api.Storage;
 using Registry.Storage.Blobs;
 using Registry.Storage.Gc;
 using Registry.Storage.Metadata;
@@ -92,7 +93,7 @@ public sealed class SweepRaceTests
         await using var server = await RegistryServer.StartAsync(Gc.Aggressive(), services: s =>
         {
             s.AddSingleton<IGarbageCollectionStore>(provider =>
-                HeldStore.Wrap(provider.GetRequiredService<SqliteMetadataStore>(), gate.Task));
+                HeldStore.Wrap(provider.GetRequiredService<MetadataBackend>().Store, gate.Task));
         });
         using var client = server.CreateClient();
         var first = await client.PostAsync("v2/_registry/gc/runs", null);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Reflection;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Registry.Api.Storage;
 using Registry.Storage.Metadata;
 using Registry.Tests.Infrastructure;
 
@@ -67,7 +68,7 @@ public class HealthTests
     {
         var store = BreakableStore.Create();
         await using var server = await RegistryServer.StartAsync(services: services => services.AddSingleton(
-            provider => store.Wrapping(provider.GetRequiredService<SqliteMetadataStore>())));
+            provider => store.Wrapping(provider.GetRequiredService<MetadataBackend>().Store)));
         using var client = server.CreateClient();
         store.Broken = true;
 

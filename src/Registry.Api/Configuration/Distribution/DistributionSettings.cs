@@ -53,18 +53,38 @@ internal sealed class DistributionSettings
         }
 
         foreach (var (name, value) in environment)
-        {
-            // REGISTRY__STORAGE__PATH is our own form (sections joined by "__"), not registry:2's.
-            if (!name.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) || name.Contains("__", StringComparison.Ordinal)
-                || value is null || name is "REGISTRY_CONFIGURATION_PATH" or "REGISTRY_TEST_URL")
-                continue;
-            values[name[EnvironmentPrefix.Length..]] = (value, name);
-        }
+            if (value is not null && IsDistributionVariable(name))
+                values[name[EnvironmentPrefix.Length..]] = (value, name);
 
         foreach (var (key, (value, source)) in values.OrderBy(v => v.Key, StringComparer.Ordinal))
             result.Map(key, value, source);
         result.FinishUrls(values);
         return result;
+    }
+
+    /// <summary>
+    /// The top-level sections of registry:2's configuration: <c>REGISTRY_&lt;SECTION&gt;_…</c> overrides a key in one of
+    /// them. Other <c>REGISTRY_</c> variables (our test stack's <c>REGISTRY_STACK_DIR</c>, a tool's own) are not
+    /// registry:2 settings, so they are neither mapped nor warned about.
+    /// </summary>
+    private static readonly HashSet<string> Sections = new(StringComparer.Ordinal)
+    {
+        "VERSION", "LOG", "LOGLEVEL", "STORAGE", "AUTH", "MIDDLEWARE", "REPORTING", "HTTP", "NOTIFICATIONS", "REDIS",
+        "HEALTH", "PROXY", "COMPATIBILITY", "VALIDATION", "POLICY", "CATALOG",
+    };
+
+    /// <summary>
+    /// A registry:2 override: <c>REGISTRY_</c>, one of <see cref="Sections"/>, then its path joined by single
+    /// underscores. <c>REGISTRY__STORAGE__PATH</c> is our own form (sections joined by "__"), not registry:2's;
+    /// <c>REGISTRY_CONFIGURATION_PATH</c> names the file and is read apart.
+    /// </summary>
+    internal static bool IsDistributionVariable(string name)
+    {
+        if (!name.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) || name.Contains("__", StringComparison.Ordinal))
+            return false;
+        var key = name[EnvironmentPrefix.Length..];
+        var end = key.IndexOf('_');
+        return Sections.Contains(end < 0 ? key : key[..end]);
     }
 
     private static string? ConfigArgument(string[] args)

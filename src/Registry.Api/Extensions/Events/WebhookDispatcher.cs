@@ -16,12 +16,21 @@ namespace Registry.Api.Extensions.Events;
 /// event that was in flight. Transient failures (network errors, timeouts, 408, 429, 5xx) are retried with
 /// exponential backoff and jitter behind a circuit breaker per webhook (Polly); any other 4xx is a permanent refusal,
 /// logged and skipped so one bad event cannot block the stream.
+/// <para>
+/// With several replicas sharing the metadata, one replica at a time delivers each webhook: the one holding its lease
+/// (<see cref="ILeaseStore"/>), renewed as it delivers. The others wait; when the holder stops or dies, one of them
+/// takes the lease over and resumes from the durable cursor, so delivery stays at least once (the event in flight
+/// at a takeover may come twice).
+/// </para>
 /// </summary>
 internal sealed class WebhookDispatcher(IEventOutbox store, IDeliveryCursors cursors, IOptions<EventsOptions> options,
-    TimeProvider time, ILogger<WebhookDispatcher> logger, RegistryMetrics metrics) : BackgroundService
+    TimeProvider time, ILogger<WebhookDispatcher> logger, RegistryMetrics metrics, ILeaseStore leases) : BackgroundService
 {
     private const int BatchSize = 100;
     private static readonly TimeSpan Poll = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(30);
+    /// <summary>This process, as a lease holder.</summary>
+    private readonly string _holder = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
     {
         Timeout = Timeout.InfiniteTimeSpan,
@@ -68,39 +77,81 @@ internal sealed class WebhookDispatcher(IEventOutbox store, IDeliveryCursors cur
         {
             return;
         }
-        while (!stoppingToken.IsCancellationRequested)
+        var lease = "webhook:" + webhook.CursorName;
+        var held = false;
+        var renewedAt = DateTimeOffset.MinValue;
+        try
         {
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                var changed = store.WaitForChangeAsync(stoppingToken);
-                var events = await store.ReadEventsAsync(cursor, BatchSize, stoppingToken);
-                foreach (var e in events)
-                {
-                    if (filter.Matches(e))
-                        await pipeline.ExecuteAsync(static (state, ct) => state.Self.SendAsync(state.Webhook, state.Event, ct),
-                            (Self: this, Webhook: webhook, Event: e), stoppingToken);
-                    cursor = e.Id;
-                    await cursors.SetCursorAsync(webhook.CursorName, cursor, stoppingToken);
-                }
-                if (events.Count < BatchSize)
-                    await Task.WhenAny(changed, Task.Delay(Poll, time, stoppingToken));
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                logger.LogError(e, "Webhook {Webhook}: delivery loop failed; retrying", webhook.CursorName);
                 try
                 {
-                    await Task.Delay(webhook.RetryDelay, time, stoppingToken);
+                    var changed = store.WaitForChangeAsync(stoppingToken);
+                    if (!await leases.TryAcquireLeaseAsync(lease, _holder, LeaseTtl, stoppingToken))
+                    {
+                        // Another replica delivers this webhook; look again in a while (it may stop).
+                        held = false;
+                        await Task.Delay(Poll, time, stoppingToken);
+                        continue;
+                    }
+                    renewedAt = time.GetUtcNow();
+                    if (!held)
+                    {
+                        // Taken over (or first taken): the previous holder advanced the cursor meanwhile.
+                        cursor = await cursors.GetCursorAsync(webhook.CursorName, stoppingToken) ?? cursor;
+                        held = true;
+                    }
+                    var events = await store.ReadEventsAsync(cursor, BatchSize, stoppingToken);
+                    foreach (var e in events)
+                    {
+                        if (time.GetUtcNow() - renewedAt > LeaseTtl / 3)
+                        {
+                            if (!await leases.TryAcquireLeaseAsync(lease, _holder, LeaseTtl, stoppingToken))
+                            {
+                                held = false;
+                                break;
+                            }
+                            renewedAt = time.GetUtcNow();
+                        }
+                        if (filter.Matches(e))
+                            await pipeline.ExecuteAsync(static (state, ct) => state.Self.SendAsync(state.Webhook, state.Event, ct),
+                                (Self: this, Webhook: webhook, Event: e), stoppingToken);
+                        cursor = e.Id;
+                        await cursors.SetCursorAsync(webhook.CursorName, cursor, stoppingToken);
+                    }
+                    if (held && events.Count < BatchSize)
+                        await Task.WhenAny(changed, Task.Delay(Poll, time, stoppingToken));
                 }
-                catch (OperationCanceledException)
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
                     return;
                 }
+                catch (Exception e)
+                {
+                    logger.LogError(e, "Webhook {Webhook}: delivery loop failed; retrying", webhook.CursorName);
+                    try
+                    {
+                        await Task.Delay(webhook.RetryDelay, time, stoppingToken);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                }
             }
+        }
+        finally
+        {
+            // Stopping: let another replica take over now rather than when the lease expires.
+            if (held)
+                try
+                {
+                    await leases.ReleaseLeaseAsync(lease, _holder, CancellationToken.None);
+                }
+                catch (Exception e)
+                {
+                    logger.LogWarning("Webhook {Webhook}: could not release its lease: {Error}", webhook.CursorName, e.Message);
+                }
         }
     }
 
