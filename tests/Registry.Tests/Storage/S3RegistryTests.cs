@@ -179,6 +179,48 @@ public sealed class S3ImportTests(CephStack ceph, Distribution.Distribution282 r
     }
 }
 
+/// <summary>
+/// Two replicas, each with a storage folder of its own, sharing one bucket prefix (<c>Kind=s3</c>) and one
+/// PostgreSQL database (<c>Registry:Metadata:Kind=postgres</c>): what issue #12's scale-out runs.
+/// </summary>
+[Collection(CephCollection.Name)]
+public sealed class S3PostgresReplicaTests(CephStack ceph)
+{
+    private const int MiB = 1 << 20;
+
+    [Fact]
+    public async Task A_chunked_upload_whose_requests_alternate_between_two_replicas_commits_and_pulls_from_either()
+    {
+        var settings = ceph.RegistrySettings();
+        settings["Registry:Metadata:Kind"] = "postgres";
+        settings["Registry:Metadata:ConnectionString"] = await PostgresStack.CreateDatabaseAsync();
+        await using var a = await RegistryServer.StartAsync(settings);
+        await using var b = await RegistryServer.StartAsync(settings);
+        using var clientA = a.CreateClient();
+        using var clientB = b.CreateClient();
+        HttpClient[] replicas = [clientA, clientB];
+        var repo = RegistryFixture.NewRepo("s3pg");
+        var data = RandomNumberGenerator.GetBytes(20 * MiB + 77);
+
+        var location = await clientA.StartUploadAsync(repo);
+        var turn = 1;
+        for (var start = 0; start < data.Length; start += 6 * MiB, turn++)
+        {
+            var piece = data[start..Math.Min(data.Length, start + 6 * MiB)];
+            var patch = await replicas[turn % 2].PatchAsync(location, Http.Chunk(piece, start));
+            patch.StatusCode.Should().Be(HttpStatusCode.Accepted, await patch.Content.ReadAsStringAsync());
+            location = patch.Headers.Location!;
+        }
+        var digest = Http.Sha256(data);
+        var separator = location.OriginalString.Contains('?') ? '&' : '?';
+        var put = await replicas[turn % 2].PutAsync($"{location.OriginalString}{separator}digest={digest}", null);
+
+        put.StatusCode.Should().Be(HttpStatusCode.Created, await put.Content.ReadAsStringAsync());
+        (await clientA.GetByteArrayAsync($"v2/{repo}/blobs/{digest}")).Should().Equal(data);
+        (await clientB.GetByteArrayAsync($"v2/{repo}/blobs/{digest}")).Should().Equal(data);
+    }
+}
+
 public sealed class S3SettingsTests
 {
     [Fact]
