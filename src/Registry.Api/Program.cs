@@ -81,6 +81,11 @@ static async Task<int> CollectAsync(string[] args)
 {
     var dryRun = args.Contains("--dry-run");
     await using var app = RegistryApp.Create(args.Where(a => a != "--dry-run").ToArray());
+    if (app.Services.GetRequiredService<GcRunner>().Unavailable is { } why)
+    {
+        Console.Error.WriteLine(why);
+        return 2;
+    }
     var layout = app.Services.GetRequiredService<StorageLayout>();
     using var exclusive = layout.TryLock(exclusive: !dryRun);
     if (exclusive is null)

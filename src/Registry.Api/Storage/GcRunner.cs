@@ -29,10 +29,22 @@ internal sealed class GcRunner(GarbageCollector collector, IGarbageCollectionSto
     }
 
     /// <summary>
+    /// Why collection is refused on this configuration, or null when it may run. With shared metadata (PostgreSQL)
+    /// other replicas may be pushing: a blob one of them has just published and not yet linked is protected only by
+    /// that replica's in-process pins, so a run here could delete it. Until runs hold a lease and pins are shared,
+    /// collection is off there (schedule, endpoint and command).
+    /// </summary>
+    public string? Unavailable => options.Value.Metadata.IsPostgres
+        ? "garbage collection is not available with Registry:Metadata:Kind=postgres yet: replicas sharing the metadata " +
+          "protect the blobs they are pushing only in their own process, so a run could delete another replica's push"
+        : null;
+
+    /// <summary>
     /// Starts a run in the background and returns its id; if one is running already, returns that one's id and false.
     /// </summary>
     public async Task<(long Id, bool Started)> StartAsync(bool dryRun, string trigger)
     {
+        if (Unavailable is { } why) throw new InvalidOperationException(why);
         if (!await _one.WaitAsync(0))
         {
             var runningId = Interlocked.Read(ref _runningId);
@@ -59,6 +71,7 @@ internal sealed class GcRunner(GarbageCollector collector, IGarbageCollectionSto
     /// <summary>Runs one collection to its end (waiting for a run in progress first) and returns its record.</summary>
     public async Task<GcRunRecord> RunAsync(bool dryRun, string trigger, CancellationToken ct)
     {
+        if (Unavailable is { } why) throw new InvalidOperationException(why);
         await _one.WaitAsync(ct);
         long id;
         try

@@ -44,6 +44,11 @@ internal sealed class StorageJanitor(IBlobStore blobs, IUploadStore uploadStore,
     {
         // Wakes for whichever comes first: upload purging (Registry:Uploads:PurgeInterval) or the GC schedule.
         var interval = options.Value.Gc.Interval;
+        if (interval > TimeSpan.Zero && runner.Unavailable is { } why)
+        {
+            logger.LogWarning("Scheduled garbage collection is off: {Reason}", why);
+            interval = TimeSpan.Zero;
+        }
         var purge = options.Value.Uploads.PurgeInterval;
         var period = interval > TimeSpan.Zero && interval < purge ? interval : purge;
         var nextGc = interval > TimeSpan.Zero ? time.GetUtcNow() + interval : DateTimeOffset.MaxValue;

@@ -30,6 +30,24 @@ public sealed class PostgresRegistryTests
     }
 
     [Fact]
+    public async Task Garbage_collection_is_refused_with_the_metadata_in_postgres_and_records_no_run()
+    {
+        // Pins that protect a push between its blob and its link are per process: a run could delete another
+        // replica's push, so collection is off until it holds a lease and shares the pins.
+        await using var server = await RegistryServer.StartAsync(Postgres(await PostgresStack.CreateDatabaseAsync()));
+        using var client = server.CreateClient();
+
+        var response = await client.PostAsync("v2/_registry/gc/runs", null);
+
+        response.StatusCode.Should().Be(HttpStatusCode.MethodNotAllowed);
+        using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("errors")[0].GetProperty("code").GetString().Should().Be("UNSUPPORTED");
+        error.RootElement.GetProperty("errors")[0].GetProperty("detail").GetString().Should().Contain("postgres");
+        using var runs = JsonDocument.Parse(await client.GetStringAsync("v2/_registry/gc/runs"));
+        runs.RootElement.GetProperty("runs").GetArrayLength().Should().Be(0, "a refused run is not recorded");
+    }
+
+    [Fact]
     public async Task Push_pull_tag_list_referrers_and_delete_work_with_the_metadata_in_postgres()
     {
         await using var server = await RegistryServer.StartAsync(Postgres(await PostgresStack.CreateDatabaseAsync()));

@@ -39,6 +39,7 @@ internal sealed class StorageExtension : RegistryExtension
         if (raw is not null && !bool.TryParse(raw, out dryRun))
             return new RegistryError(ErrorCode.InvalidParameters, $"dryRun must be true or false, not '{raw}'");
         var runner = request.RequestServices.GetRequiredService<GcRunner>();
+        if (runner.Unavailable is { } why) return new RegistryError(ErrorCode.Unsupported, why);
         var (id, started) = await runner.StartAsync(dryRun, "api");
         if (!started)
             return new RegistryError(ErrorCode.TooManyRequests, $"garbage collection run {id} is in progress; one run at a time",
