@@ -73,6 +73,8 @@ available=$(( $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo) * 1024 ))
 
 mkdir -p "$out"
 work=$(mktemp -d "${WORK_DIR:-/tmp}/registry-scale.XXXXXX")
+# PostgreSQL runs as the postgres user: it must be able to reach its state dir under this folder.
+chmod 0755 "$work"
 stack_dir=$work/stack   # REGISTRY_STACK_DIR of the stack scripts: never a test run's or a developer's stack
 # stack_script COMPONENT start|stop: the component's script on this run's stack dir
 stack_script() { REGISTRY_STACK_DIR=$stack_dir bash "$stack/$1.sh" "$2"; }
