@@ -15,12 +15,21 @@ public static class FileSync
     private static readonly int Directory = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 ? 0x4000 : 0x10000;
     private const int CloseOnExec = 0x80000;
 
+    /// <summary>An open descriptor of the folder (Linux only), for <see cref="Close"/>; throws when it cannot be opened.</summary>
+    internal static int OpenFolder(string folder)
+    {
+        var fd = open(Encoding.UTF8.GetBytes(folder + "\0"), ReadOnly | Directory | CloseOnExec);
+        if (fd < 0) throw new IOException($"cannot open folder {folder} (errno {Marshal.GetLastPInvokeError()})");
+        return fd;
+    }
+
+    internal static void Close(int fd) => _ = close(fd);
+
     /// <summary>One fsync of the folder, now, on the calling thread.</summary>
     public static void SyncFolder(string folder)
     {
         if (!OperatingSystem.IsLinux()) return;
-        var fd = open(Encoding.UTF8.GetBytes(folder + "\0"), ReadOnly | Directory | CloseOnExec);
-        if (fd < 0) throw new IOException($"cannot open folder {folder} to fsync it (errno {Marshal.GetLastPInvokeError()})");
+        var fd = OpenFolder(folder);
         try
         {
             if (fsync(fd) != 0) throw new IOException($"fsync of folder {folder} failed (errno {Marshal.GetLastPInvokeError()})");

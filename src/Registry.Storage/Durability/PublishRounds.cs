@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Text;
 using Microsoft.Win32.SafeHandles;
 
 namespace Registry.Storage.Durability;
@@ -28,9 +27,6 @@ namespace Registry.Storage.Durability;
 /// </summary>
 internal sealed class PublishRounds : IDisposable
 {
-    private const int ReadOnly = 0;
-    private static readonly int Directory = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 ? 0x4000 : 0x10000;
-    private const int CloseOnExec = 0x80000;
 
     /// <summary>Dirty plus writeback bytes above which a syncfs would mostly wait for other writers' data.</summary>
     internal const long ContendedBytes = 32L << 20;
@@ -67,8 +63,7 @@ internal sealed class PublishRounds : IDisposable
     public PublishRounds(string root, Func<long>? pendingWriteback = null)
     {
         _pendingWriteback = pendingWriteback ?? PendingWritebackBytes;
-        _root = open(Encoding.UTF8.GetBytes(root + "\0"), ReadOnly | Directory | CloseOnExec);
-        if (_root < 0) throw new IOException($"cannot open {root} (errno {Marshal.GetLastPInvokeError()})");
+        _root = FileSync.OpenFolder(root);
     }
 
     /// <summary>
@@ -176,9 +171,9 @@ internal sealed class PublishRounds : IDisposable
             if (publish.Source is null) continue;
             try
             {
-                if (!System.IO.Directory.Exists(folder))
+                if (!Directory.Exists(folder))
                 {
-                    System.IO.Directory.CreateDirectory(folder);
+                    Directory.CreateDirectory(folder);
                     // The new folder's own name lives in its parent.
                     folders.Add(Path.GetDirectoryName(folder)!);
                 }
@@ -262,14 +257,9 @@ internal sealed class PublishRounds : IDisposable
             throw new IOException($"syncfs failed (errno {Marshal.GetLastPInvokeError()})");
     }
 
-    public void Dispose() => _ = close(_root);
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int open(byte[] path, int flags);
+    public void Dispose() => FileSync.Close(_root);
 
     [DllImport("libc", SetLastError = true)]
     private static extern int syncfs(int fd);
 
-    [DllImport("libc", SetLastError = false)]
-    private static extern int close(int fd);
 }

@@ -137,10 +137,9 @@ public sealed class GroupCommitTests : IDisposable
         await link.Should().ThrowAsync<ObjectDisposedException>();
     }
 
-    [Fact]
-    public async Task Concurrent_small_blobs_share_publish_rounds_and_every_one_is_readable()
+    /// <summary>Pushes <see cref="Writers"/> distinct 4 KiB blobs queued behind a held round; each is committed and readable.</summary>
+    private static async Task PushSmallBlobsBehindAHeldRound(FileSystemBlobStore store)
     {
-        using var store = new FileSystemBlobStore(_layout, flushToDisk: true, pendingWriteback: () => 0);
         var contents = Enumerable.Range(0, Writers).Select(i => RandomNumberGenerator.GetBytes(4096)).ToArray();
 
         var results = await QueuedBehind(store.HoldPublishRounds(), () => store.QueuedPublishes, Writers, Writers, i =>
@@ -150,6 +149,14 @@ public sealed class GroupCommitTests : IDisposable
         results.Should().OnlyContain(r => r.Status == CommitStatus.Committed);
         for (var i = 0; i < Writers; i++)
             File.ReadAllBytes(store.PathOf(DigestOf(contents[i]))).Should().Equal(contents[i]);
+    }
+
+    [Fact]
+    public async Task Concurrent_small_blobs_share_publish_rounds_and_every_one_is_readable()
+    {
+        using var store = new FileSystemBlobStore(_layout, flushToDisk: true, pendingWriteback: () => 0);
+        await PushSmallBlobsBehindAHeldRound(store);
+
         Directory.EnumerateFiles(_layout.TempRoot).Should().BeEmpty("every temporary file was renamed into place");
         var (rounds, publishes) = store.PublishStatistics;
         publishes.Should().Be(1 + Writers, "the held round's wait and every blob");
@@ -160,15 +167,8 @@ public sealed class GroupCommitTests : IDisposable
     public async Task With_much_writeback_pending_elsewhere_each_file_is_fsynced_on_its_own_and_names_still_share_rounds()
     {
         using var store = new FileSystemBlobStore(_layout, flushToDisk: true, pendingWriteback: () => 1L << 40);
-        var contents = Enumerable.Range(0, Writers).Select(i => RandomNumberGenerator.GetBytes(4096)).ToArray();
+        await PushSmallBlobsBehindAHeldRound(store);
 
-        var results = await QueuedBehind(store.HoldPublishRounds(), () => store.QueuedPublishes, Writers, Writers, i =>
-            store.StoreAsync(DigestOf(contents[i]), PipeReader.Create(new MemoryStream(contents[i])), contents[i].Length, default)
-                .AsTask());
-
-        results.Should().OnlyContain(r => r.Status == CommitStatus.Committed);
-        for (var i = 0; i < Writers; i++)
-            File.ReadAllBytes(store.PathOf(DigestOf(contents[i]))).Should().Equal(contents[i]);
         Directory.EnumerateFiles(_layout.TempRoot).Should().BeEmpty();
         store.PublishStatistics.Rounds.Should().Be(2, "renames and folder fsyncs are still done in one shared round");
     }
