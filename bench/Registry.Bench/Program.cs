@@ -38,7 +38,9 @@ try
     if (options.Runs("ceilings")) await new Ceilings(options, recorder).RunAsync(cancel.Token);
     if (options.Url is { } url && options.Phases.Any(p => p != "ceilings"))
     {
-        using var http = RegistryClient.CreateHttpClient(options.CreateCredentials());
+        // A big blob's one request may take long on a slow store (10 GiB to S3 on a busy machine): allow 2 MB/s.
+        var timeout = TimeSpan.FromSeconds(Math.Max(600, options.BlobSize / 2_000_000.0));
+        using var http = RegistryClient.CreateHttpClient(options.CreateCredentials(), timeout);
         await new RegistryBenchmarks(options, new RegistryClient(http, url), recorder).RunAsync(cancel.Token);
     }
 }

@@ -26,7 +26,8 @@ internal sealed class RegistryClient(HttpClient http, Uri baseUri)
     public Uri Url(string pathAndQuery) => new(baseUri, pathAndQuery);
 
     /// <param name="credentials">null: anonymous; else every request authenticated (see <see cref="Credentials"/>).</param>
-    public static HttpClient CreateHttpClient(Credentials? credentials = null)
+    /// <param name="timeout">Longest a request may take (default 10 minutes).</param>
+    public static HttpClient CreateHttpClient(Credentials? credentials = null, TimeSpan? timeout = null)
     {
         var sockets = new SocketsHttpHandler
         {
@@ -44,7 +45,7 @@ internal sealed class RegistryClient(HttpClient http, Uri baseUri)
             credentials.InnerHandler = sockets;
             handler = credentials;
         }
-        return new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(10) };
+        return new HttpClient(handler) { Timeout = timeout ?? TimeSpan.FromMinutes(10) };
     }
 
     private static async Task<bool> CheckAsync(Phase phase, HttpResponseMessage response, HttpStatusCode expected,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throw-away single-node Ceph serving the S3 API on 127.0.0.1, for the test suite and for trying the registry's
-# S3 storage out: one monitor, one OSD on memstore (objects live in the OSD's RAM, used only as filled), one RADOS
-# Gateway (beast). Debian 12's Ceph 16.2 ("pacific"), no systemd, no cephx inside the cluster (everything is on
+# S3 storage out: one monitor, one OSD on memstore (objects live in the OSD's RAM, used only as filled; or on
+# bluestore in a sparse file, for objects bigger than the RAM can hold), one RADOS Gateway (beast). Debian 12's
+# Ceph 16.2 ("pacific"), no systemd, no cephx inside the cluster (everything is on
 # loopback); S3 clients sign with SigV4 as usual. Packages: .ci/install-stack.sh.
 #
 #   scripts/stack/ceph.sh start   stops a previous cluster in the same state dir, starts a new one with an S3 user
@@ -15,7 +16,11 @@
 #   S3_ACCESS_KEY, S3_SECRET_KEY   keys of the S3 user that is created      (default registry / registry-secret)
 #   S3_BUCKET            bucket created at start                            (default registry)
 #   S3_REGION            region clients sign with                           (default us-east-1)
+#   S3_STORE             memstore, or bluestore (a sparse file <dir>/osd-block, the OSD's RAM bounded by
+#                        S3_OSD_MEMORY; slower, for 10 GiB blobs)           (default memstore)
 #   S3_MEMSTORE_BYTES    memstore capacity                                  (default 4 GiB)
+#   S3_BLUESTORE_BYTES   bluestore file size (sparse: disk is used as filled) (default 32 GiB)
+#   S3_OSD_MEMORY        bluestore's osd memory target                      (default 1 GiB)
 #   S3_TIMEOUT           seconds allowed for each step                      (default 60)
 # The OSD takes free ports in Ceph's usual 6800-7300 range, on 127.0.0.1 too.
 set -Eeuo pipefail
@@ -27,6 +32,8 @@ dir=$stack_root/ceph
 conf=$dir/ceph.conf
 port=${S3_PORT:-7480}
 mon_port=${S3_MON_PORT:-3300}
+store=${S3_STORE:-memstore}
+case $store in memstore|bluestore) ;; *) echo "ceph: S3_STORE must be memstore or bluestore, not '$store'" >&2; exit 2 ;; esac
 access_key=${S3_ACCESS_KEY:-registry}
 secret_key=${S3_SECRET_KEY:-registry-secret}
 bucket=${S3_BUCKET:-registry}
@@ -121,8 +128,13 @@ paxos propose interval = 0.05
 mon data = $dir/\$name
 [osd]
 osd data = $dir/\$name
-osd objectstore = memstore
+osd objectstore = $store
 memstore device bytes = ${S3_MEMSTORE_BYTES:-4294967296}
+bluestore block path = $dir/osd-block
+bluestore block create = true
+bluestore block size = ${S3_BLUESTORE_BYTES:-34359738368}
+bluestore fsck on mkfs = false
+osd memory target = ${S3_OSD_MEMORY:-1073741824}
 osd op num shards = 2
 osd op num threads per shard = 2
 [client.rgw]
@@ -142,7 +154,7 @@ EOF
   ceph-mon -c "$conf" -i a 2>>"$dir/log/daemons.log"
   wait_until ceph "the monitor" "$timeout" ceph_cli mon stat
 
-  log ceph "OSD (memstore)"
+  log ceph "OSD ($store)"
   local osd_uuid osd_id
   osd_uuid=$(uuidgen)
   osd_id=$(ceph_cli osd new "$osd_uuid")
