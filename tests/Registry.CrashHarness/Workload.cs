@@ -133,7 +133,10 @@ internal static class Wire
     /// Sends one request. Scale-out: a request sent before the killed replica was gone that fails once the kill has
     /// begun is <see cref="CutOffException"/>: a transport error (the response was cut short), 502 or 504 from the
     /// proxy (the replica died with the request), or, for a PUT or DELETE that the proxy passed on to the other
-    /// replica (nginx does so for idempotent methods), 404 because the first attempt had already done it.
+    /// replica (nginx does so for idempotent methods whose whole body it still holds) after the first attempt had
+    /// done some or all of it: 404 (the session was already closed, the manifest or tag already deleted), 416 (the
+    /// PUT's chunk was already appended) or 400 DIGEST_INVALID (a PUT's body without Content-Range appended a second
+    /// time; the session is then discarded).
     /// </summary>
     public static async Task<HttpResponseMessage> SendAsync(TrafficContext context, string what,
         Func<Task<HttpResponseMessage>> send, bool passedOnByProxy = false)
@@ -151,7 +154,8 @@ internal static class Wire
         var status = response.StatusCode;
         if (inFlightAtKill && context.Killed
             && (status is HttpStatusCode.BadGateway or HttpStatusCode.GatewayTimeout
-                || (passedOnByProxy && status == HttpStatusCode.NotFound)))
+                || (passedOnByProxy && status is HttpStatusCode.NotFound or HttpStatusCode.RequestedRangeNotSatisfiable
+                        or HttpStatusCode.BadRequest)))
         {
             response.Dispose();
             throw new CutOffException($"{what}: {(int)status}");
