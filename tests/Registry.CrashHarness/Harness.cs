@@ -42,6 +42,12 @@ public sealed record HarnessResult(int Rounds, long Acknowledged, long Checked, 
     /// <summary>Scale-out: upload sessions opened before a kill and closed (201) on the surviving replica after it.</summary>
     public int SessionsContinuedAfterKill { get; init; }
 
+    /// <summary>
+    /// Scale-out: of the sessions the harness keeps open across each kill on purpose, those that the killed replica
+    /// had served a request of (by nginx's access log) and that were closed on the other one.
+    /// </summary>
+    public int SessionsContinuedFromKilledReplica { get; init; }
+
     /// <summary>Scale-out: requests in flight at a kill that failed with it (unknown outcome, settled by the check).</summary>
     public int CutOffByKill { get; init; }
 }

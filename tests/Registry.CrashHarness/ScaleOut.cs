@@ -92,7 +92,7 @@ internal static class ScaleOutHarness
         var shared = Enumerable.Range(0, 6).Select(_ => Content.Random(random.Next(), random.Next(64 << 10, 768 << 10))).ToArray();
         var errors = new List<string>();
         long acknowledged = 0, checkedObjects = 0;
-        int rounds = 0, continued = 0, cutOff = 0;
+        int rounds = 0, continued = 0, fromKilled = 0, cutOff = 0;
         Replica[] replicas =
         [
             new("A", ServerProcess.FreePort(), Directory.CreateDirectory(Path.Combine(work, "replica-a")).FullName),
@@ -120,6 +120,7 @@ internal static class ScaleOutHarness
 
                 var traffic = options.MinTraffic + (options.MaxTraffic - options.MinTraffic) * random.NextDouble();
                 var context = new TrafficContext { SurvivorServes = true };
+                var roundFromKilled = 0;
                 using (var http = Harness.NewClient(proxy.Url))
                 {
                     var actor = new SessionActor(sessionsLedger, http, new Random(Mix(options.Seed, round, -1)), context);
@@ -140,6 +141,10 @@ internal static class ScaleOutHarness
                     var all = Task.WhenAll(tasks);
                     if (await Task.WhenAny(all, Task.Delay(DrainTimeout, ct)) != all)
                         roundErrors.Add($"clients still waiting {DrainTimeout.TotalSeconds:0} s after the round ended");
+                    // Of the sessions continued on the survivor, those the killed replica had served a request of
+                    // (nginx's access log names the replica of each request).
+                    roundFromKilled = actor.Continued.Count(session =>
+                        proxy.UpstreamsOf(SessionId(session.Location)).Contains(victim.HostPort));
                 }
                 roundErrors.AddRange(context.Errors);
                 roundErrors.AddRange(victim.Process.TakeFailures().Select(f => $"replica {victim.Name} logged before the kill: {f}"));
@@ -162,12 +167,14 @@ internal static class ScaleOutHarness
                 acknowledged += context.Acknowledged;
                 checkedObjects += check.Checked;
                 continued += context.SessionsContinuedAfterKill;
+                fromKilled += roundFromKilled;
                 cutOff += context.CutOff;
                 errors.AddRange(roundErrors.Select(e => $"round {round}: {e}"));
                 var kinds = string.Join(", ", context.AcknowledgedByKind.OrderBy(k => k.Key).Select(k => $"{k.Key} {k.Value}"));
                 output.WriteLine($"round {round}/{options.Rounds}: {traffic.TotalSeconds:0.00} s of traffic, SIGKILL of replica {victim.Name}, " +
                                  $"{scaleOut.AfterKill.TotalSeconds:0.0} s more on {survivor.Name}; acknowledged {context.Acknowledged} ({kinds}); " +
-                                 $"cut off by the kill {context.CutOff}; sessions continued after the kill {context.SessionsContinuedAfterKill}; " +
+                                 $"cut off by the kill {context.CutOff}; sessions continued after the kill {context.SessionsContinuedAfterKill} " +
+                                 $"({roundFromKilled} of them served by {victim.Name} before); " +
                                  $"checked {check.Checked} (sessions resumed {check.SessionsResumed}, gone {check.SessionsGone}); " +
                                  $"errors {roundErrors.Count}; {clock.Elapsed.TotalSeconds:0.0} s");
                 if (options.Verbose)
@@ -230,11 +237,13 @@ internal static class ScaleOutHarness
             output.WriteLine($"work folder kept at {work} (the objects stay under s3 prefix {scaleOut.S3Prefix})");
         output.WriteLine($"seed {options.Seed}");
         output.WriteLine($"rounds {rounds}, acknowledged {acknowledged}, checked {checkedObjects}, " +
-                         $"sessions continued after the kill {continued}, cut off by the kills {cutOff}, errors {errors.Count}");
+                         $"sessions continued after the kill {continued} ({fromKilled} of them served by the killed replica before), " +
+                         $"cut off by the kills {cutOff}, errors {errors.Count}");
         output.Flush();
         return new HarnessResult(rounds, acknowledged, checkedObjects, errors.Count, errors)
         {
             SessionsContinuedAfterKill = continued,
+            SessionsContinuedFromKilledReplica = fromKilled,
             CutOffByKill = cutOff,
         };
     }
@@ -268,6 +277,9 @@ internal static class ScaleOutHarness
         }
         return false;
     }
+
+    /// <summary>The session's id: the last segment of its Location's path.</summary>
+    private static string SessionId(string location) => location.Split('?')[0].TrimEnd('/').Split('/')[^1];
 
     private static string RedactPassword(string connectionString) => string.Join(';', connectionString.Split(';')
         .Select(p => p.StartsWith("Password=", StringComparison.OrdinalIgnoreCase) ? "Password=…" : p));

@@ -19,6 +19,9 @@ public sealed class SessionActor(RepositoryLedger ledger, HttpClient http, Rando
     /// <summary>Completes when the sessions are open and half written (or opening them failed).</summary>
     public Task Opened => _opened.Task;
 
+    /// <summary>The sessions opened before the kill and closed after it.</summary>
+    public List<SessionEntry> Continued { get; } = [];
+
     private string Repo => ledger.Name;
 
     public async Task RunAsync()
@@ -106,5 +109,6 @@ public sealed class SessionActor(RepositoryLedger ledger, HttpClient http, Rando
         ledger.Blob(content, standalone: true).State = ObjectState.Present;
         context.Ack("blob");
         context.Continued();
+        Continued.Add(session);
     }
 }

@@ -46,6 +46,8 @@ public sealed class ScaleOutCrashHarnessTests(CephStack ceph, ITestOutputHelper 
         result.Acknowledged.Should().BeGreaterThan(100, "the clients should get real work done in each round\n" + log);
         result.SessionsContinuedAfterKill.Should().BeGreaterThan(0,
             "upload sessions opened before a kill should be closed on the surviving replica\n" + log);
+        result.SessionsContinuedFromKilledReplica.Should().BeGreaterThan(0,
+            "some of them had requests served by the replica that was then killed\n" + log);
         log.ToString().Should().Contain("verify (s3 + postgres, after the last round)").And.Contain("consistent");
         result.Errors.Should().Be(0, log.ToString());
     }
