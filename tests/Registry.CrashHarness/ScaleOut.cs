@@ -32,6 +32,9 @@ public sealed record ScaleOutOptions
         $"--Registry:Storage:S3:Region={S3Region}",
         $"--Registry:Storage:S3:Prefix={S3Prefix}",
         "--Registry:Metadata:Kind=postgres",
+        // Behind nginx every client has the proxy's address, so the per-client cap would count all workers (and the
+        // sessions that kills leave behind, round after round) as one client.
+        "--Registry:Uploads:MaxSessionsPerClient=10000",
     ];
 
     public IReadOnlyDictionary<string, string> Environment => new Dictionary<string, string>
