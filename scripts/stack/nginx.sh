@@ -126,7 +126,11 @@ $servers        keepalive 32;
         send_timeout 900s;
 
         # a replica that refuses or times out: try the next one. nginx never does that for a POST, LOCK or PATCH
-        # once it was sent (no "non_idempotent" here), nor for a streamed body it has started to forward.
+        # once it was sent (no "non_idempotent" here), nor for a streamed body it has started to forward. A GET,
+        # HEAD, PUT or DELETE sent to a replica that dies before answering is replayed on the next one when nginx
+        # still holds the whole body (none, or a small one read with the headers): transparent for pulls, manifest
+        # PUTs and deletes; the replay of an upload's closing PUT may find the session closed or the chunk already
+        # appended (404, 416, 400), an error the client handles as any failed push (tests/Registry.CrashHarness).
         proxy_next_upstream error timeout;
 
         location / {

@@ -30,9 +30,27 @@ public sealed record HarnessOptions
     /// kill often lands in the middle of a sweep.
     /// </summary>
     public bool GarbageCollection { get; init; }
+    /// <summary>
+    /// Two replicas on S3 and PostgreSQL behind nginx instead of one server on a folder (issue #12); null: one server.
+    /// <see cref="StoragePath"/> is then the work folder (the replicas' local folders, the proxy's state).
+    /// </summary>
+    public ScaleOutOptions? ScaleOut { get; init; }
 }
 
-public sealed record HarnessResult(int Rounds, long Acknowledged, long Checked, int Errors, IReadOnlyList<string> ErrorMessages);
+public sealed record HarnessResult(int Rounds, long Acknowledged, long Checked, int Errors, IReadOnlyList<string> ErrorMessages)
+{
+    /// <summary>Scale-out: upload sessions opened before a kill and closed (201) on the surviving replica after it.</summary>
+    public int SessionsContinuedAfterKill { get; init; }
+
+    /// <summary>
+    /// Scale-out: of the sessions the harness keeps open across each kill on purpose, those that the killed replica
+    /// had served a request of (by nginx's access log) and that were closed on the other one.
+    /// </summary>
+    public int SessionsContinuedFromKilledReplica { get; init; }
+
+    /// <summary>Scale-out: requests in flight at a kill that failed with it (unknown outcome, settled by the check).</summary>
+    public int CutOffByKill { get; init; }
+}
 
 /// <summary>
 /// The crash harness (issue #5): rounds of traffic against the real server, each ended by a SIGKILL at a random
@@ -53,6 +71,7 @@ public static class Harness
 
     public static async Task<HarnessResult> RunAsync(HarnessOptions options, TextWriter output, CancellationToken ct = default)
     {
+        if (options.ScaleOut is { } scaleOut) return await ScaleOutHarness.RunAsync(options, scaleOut, output, ct);
         var ownsStorage = options.StoragePath is null;
         var storage = options.StoragePath is { } path
             ? Directory.CreateDirectory(path).FullName

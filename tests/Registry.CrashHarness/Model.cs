@@ -95,6 +95,8 @@ public sealed class SessionEntry(string location, Content content, bool standalo
     public long Sent { get; set; }
     /// <summary>The closing PUT was in flight: the session may be gone and the blob may exist.</summary>
     public bool CommitInFlight { get; set; }
+    /// <summary>Opened before the kill (scale-out: it may go on after it, on the surviving replica).</summary>
+    public bool OpenedBeforeKill { get; init; }
 }
 
 /// <summary>Everything one worker did to its repository, across all rounds. Only that worker touches it during traffic.</summary>

@@ -15,6 +15,9 @@ public sealed class ServerProcess : IDisposable
     private const int LogLines = 400;
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _log = new();
+    private readonly ConcurrentQueue<string> _failures = new();
+    private readonly List<string> _followers = [];
+    private int _following;
 
     private ServerProcess(Process process, Uri baseAddress)
     {
@@ -44,7 +47,8 @@ public sealed class ServerProcess : IDisposable
         return "dotnet";
     }
 
-    public static ProcessStartInfo StartInfo(string serverPath, IEnumerable<string> arguments)
+    public static ProcessStartInfo StartInfo(string serverPath, IEnumerable<string> arguments,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(DotnetHost())
         {
@@ -60,6 +64,7 @@ public sealed class ServerProcess : IDisposable
         // The harness may run under a test host whose settings must not leak into the server.
         info.Environment.Remove("ASPNETCORE_URLS");
         info.Environment.Remove("REGISTRY_TEST_URL");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         return info;
     }
 
@@ -75,18 +80,28 @@ public sealed class ServerProcess : IDisposable
         StartAsync(serverPath, storagePath, timeout, []);
 
     /// <summary>Starts the server with more settings (e.g. <c>--Registry:ShutdownTimeout=00:00:02</c>) and waits until <c>GET /v2/</c> answers 200.</summary>
+    public static Task<ServerProcess> StartAsync(string serverPath, string storagePath, TimeSpan timeout,
+        IReadOnlyList<string> settings) =>
+        StartAsync(serverPath, storagePath, timeout, settings, port: null, environment: null);
+
+    /// <summary>
+    /// Starts the server on <paramref name="port"/> (null: a free one; a port given is retried for a while if it is
+    /// still taken, as right after a kill) with more settings and environment variables, and waits until
+    /// <c>GET /v2/</c> answers 200.
+    /// </summary>
     public static async Task<ServerProcess> StartAsync(string serverPath, string storagePath, TimeSpan timeout,
-        IReadOnlyList<string> settings)
+        IReadOnlyList<string> settings, int? port, IReadOnlyDictionary<string, string>? environment)
     {
         Exception? last = null;
-        for (var attempt = 0; attempt < 3; attempt++)
+        for (var attempt = 0; attempt < (port is null ? 3 : 10); attempt++)
         {
-            var port = FreePort();
-            var baseAddress = new Uri($"http://127.0.0.1:{port}/");
+            if (attempt > 0 && port is not null) await Task.Delay(500);
+            var baseAddress = new Uri($"http://127.0.0.1:{port ?? FreePort()}/");
             var process = new Process
             {
                 StartInfo = StartInfo(serverPath,
-                    ["--urls", baseAddress.ToString().TrimEnd('/'), $"--Registry:Storage:Path={storagePath}", .. settings]),
+                    ["--urls", baseAddress.ToString().TrimEnd('/'), $"--Registry:Storage:Path={storagePath}", .. settings],
+                    environment),
             };
             var server = new ServerProcess(process, baseAddress);
             process.OutputDataReceived += (_, e) => server.Add(e.Data);
@@ -116,6 +131,49 @@ public sealed class ServerProcess : IDisposable
         if (line is null) return;
         _log.Enqueue(line);
         while (_log.Count > LogLines) _log.TryDequeue(out _);
+        lock (_followers)
+        {
+            // A failure line and the three lines after it (the exception) become one entry of TakeFailures.
+            if (_following > 0)
+            {
+                _followers.Add(line.Trim());
+                if (--_following == 0) FlushFailure();
+            }
+            else if (IsFailure(line))
+            {
+                _followers.Add(line.Trim());
+                _following = 3;
+            }
+        }
+    }
+
+    private void FlushFailure()
+    {
+        _failures.Enqueue(string.Join(" | ", _followers));
+        _followers.Clear();
+    }
+
+    private static bool IsFailure(string line) => line.StartsWith("fail:", StringComparison.Ordinal)
+                                                   || line.StartsWith("crit:", StringComparison.Ordinal)
+                                                   || line.Contains("Unhandled exception", StringComparison.Ordinal);
+
+    /// <summary>
+    /// What the server logged at error level since the last call, each with the lines that followed it: a server
+    /// that keeps running across rounds reports each failure once.
+    /// </summary>
+    public IReadOnlyList<string> TakeFailures()
+    {
+        lock (_followers)
+        {
+            if (_followers.Count > 0)
+            {
+                _following = 0;
+                FlushFailure();
+            }
+        }
+        var taken = new List<string>();
+        while (_failures.TryDequeue(out var failure)) taken.Add(failure);
+        return taken;
     }
 
     private async Task WaitReadyAsync(TimeSpan timeout)
@@ -196,12 +254,17 @@ public sealed class ServerProcess : IDisposable
     /// Runs <c>dotnet Registry.Api.dll verify --Registry:Storage:Path=…</c>: its exit code, its summary line
     /// ("N blobs hashed, M manifests checked, P problems…") and its whole output.
     /// </summary>
+    public static Task<(int ExitCode, string Summary, string Output)> VerifyAsync(string serverPath,
+        string storagePath, TimeSpan timeout) =>
+        VerifyAsync(serverPath, storagePath, timeout, [], null);
+
+    /// <summary><c>verify</c> with more settings and environment variables (e.g. the S3 and PostgreSQL stores).</summary>
     public static async Task<(int ExitCode, string Summary, string Output)> VerifyAsync(string serverPath,
-        string storagePath, TimeSpan timeout)
+        string storagePath, TimeSpan timeout, IReadOnlyList<string> settings, IReadOnlyDictionary<string, string>? environment)
     {
         using var process = new Process
         {
-            StartInfo = StartInfo(serverPath, ["verify", $"--Registry:Storage:Path={storagePath}"]),
+            StartInfo = StartInfo(serverPath, ["verify", $"--Registry:Storage:Path={storagePath}", .. settings], environment),
         };
         process.Start();
         var stdout = process.StandardOutput.ReadToEndAsync();

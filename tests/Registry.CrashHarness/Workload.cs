@@ -5,24 +5,66 @@ using System.Text;
 
 namespace Registry.CrashHarness;
 
-/// <summary>Shared by the workers of one round: the kill flag, the acknowledgement count and the errors.</summary>
+/// <summary>Shared by the workers of one round: the kill flags, the acknowledgement count and the errors.</summary>
 public sealed class TrafficContext
 {
-    private volatile bool _killed;
+    private volatile bool _killed, _stopped;
     private long _acknowledged;
+    private int _continued, _cutOff;
+    private readonly TaskCompletionSource _killDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Scale-out: one replica of two is killed and the other goes on serving through the proxy, so the traffic goes
+    /// on after the kill (until <see cref="Stopped"/>), and a request in flight at the kill is cut off, not fatal.
+    /// </summary>
+    public bool SurvivorServes { get; init; }
 
     /// <summary>Set just before the SIGKILL: a request that fails after it was in flight at the kill.</summary>
     public bool Killed { get => _killed; set => _killed = value; }
+
+    /// <summary>The killed process is gone: every request sent from now on reaches the surviving replica.</summary>
+    public bool KillDone => _killDone.Task.IsCompleted;
+
+    /// <summary>Completes when <see cref="MarkKillDone"/> is called.</summary>
+    public Task AfterKill => _killDone.Task;
+
+    public void MarkKillDone() => _killDone.TrySetResult();
+
+    /// <summary>The workers stop at their next step: with one server, at the kill; in scale-out, when the round ends.</summary>
+    public bool Stopped { get => SurvivorServes ? _stopped : _killed; set => _stopped = value; }
+
     public long Acknowledged => Interlocked.Read(ref _acknowledged);
     public ConcurrentDictionary<string, int> AcknowledgedByKind { get; } = new();
     public ConcurrentQueue<string> Errors { get; } = new();
+
+    /// <summary>Upload sessions opened before the kill and closed (201) by a request sent after it.</summary>
+    public int SessionsContinuedAfterKill => Volatile.Read(ref _continued);
+
+    /// <summary>Requests in flight at the kill that failed (what they did is unknown until the check).</summary>
+    public int CutOff => Volatile.Read(ref _cutOff);
+
+    public ConcurrentQueue<string> CutOffRequests { get; } = new();
 
     public void Ack(string kind)
     {
         Interlocked.Increment(ref _acknowledged);
         AcknowledgedByKind.AddOrUpdate(kind, 1, (_, n) => n + 1);
     }
+
+    public void Continued() => Interlocked.Increment(ref _continued);
+
+    public void CutOffRequest(string what)
+    {
+        Interlocked.Increment(ref _cutOff);
+        CutOffRequests.Enqueue(what);
+    }
 }
+
+/// <summary>
+/// Scale-out: a request that was in flight when a replica was killed and failed because of it. What it did is unknown
+/// (the ledger keeps it as unknown, the check settles it), never lost.
+/// </summary>
+public sealed class CutOffException(string message) : Exception(message);
 
 /// <summary>A response the server should not have given: always an error, whether or not the kill came next.</summary>
 public sealed class UnexpectedResponseException(string message) : Exception(message);
@@ -86,6 +128,40 @@ internal static class Wire
 
     public static bool IsTransport(Exception e) =>
         e is HttpRequestException or IOException or TaskCanceledException or OperationCanceledException;
+
+    /// <summary>
+    /// Sends one request. Scale-out: a request sent before the killed replica was gone that fails once the kill has
+    /// begun is <see cref="CutOffException"/>: a transport error (the response was cut short), 502 or 504 from the
+    /// proxy (the replica died with the request), or, for a PUT or DELETE that the proxy passed on to the other
+    /// replica (nginx does so for idempotent methods whose whole body it still holds) after the first attempt had
+    /// done some or all of it: 404 (the session was already closed, the manifest or tag already deleted), 416 (the
+    /// PUT's chunk was already appended) or 400 DIGEST_INVALID (a PUT's body without Content-Range appended a second
+    /// time; the session is then discarded).
+    /// </summary>
+    public static async Task<HttpResponseMessage> SendAsync(TrafficContext context, string what,
+        Func<Task<HttpResponseMessage>> send, bool passedOnByProxy = false)
+    {
+        var inFlightAtKill = context.SurvivorServes && !context.KillDone;
+        HttpResponseMessage response;
+        try
+        {
+            response = await send();
+        }
+        catch (Exception e) when (inFlightAtKill && context.Killed && IsTransport(e))
+        {
+            throw new CutOffException($"{what}: {e.GetType().Name}: {e.Message}");
+        }
+        var status = response.StatusCode;
+        if (inFlightAtKill && context.Killed
+            && (status is HttpStatusCode.BadGateway or HttpStatusCode.GatewayTimeout
+                || (passedOnByProxy && status is HttpStatusCode.NotFound or HttpStatusCode.RequestedRangeNotSatisfiable
+                        or HttpStatusCode.BadRequest)))
+        {
+            response.Dispose();
+            throw new CutOffException($"{what}: {(int)status}");
+        }
+        return response;
+    }
 }
 
 /// <summary>
@@ -100,11 +176,16 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
 
     public async Task RunAsync()
     {
-        while (!context.Killed)
+        while (!context.Stopped)
         {
             try
             {
                 await StepAsync();
+            }
+            catch (CutOffException e)
+            {
+                // Scale-out: what a client does after a failed push or delete: go on with the next one.
+                context.CutOffRequest($"{Repo}: {e.Message}");
             }
             catch (UnexpectedResponseException e)
             {
@@ -115,6 +196,9 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
             {
                 if (!context.Killed)
                     context.Errors.Enqueue($"{Repo}: request failed before the kill: {e.GetType().Name}: {e.Message}");
+                else if (context.SurvivorServes)
+                    context.Errors.Enqueue($"{Repo}: request sent after the kill failed (the other replica should have served it): " +
+                                           $"{e.GetType().Name}: {e.Message}");
                 return;
             }
             catch (Exception e)
@@ -162,8 +246,8 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
     {
         var blob = ledger.Blob(content, standalone);
         var bytes = content.Bytes();
-        using var response = await http.PostAsync($"v2/{Repo}/blobs/uploads/?digest={Uri.EscapeDataString(content.Digest)}",
-            Wire.Bytes(bytes, 0, bytes.Length));
+        using var response = await Wire.SendAsync(context, $"single POST of {content.Digest}", () =>
+            http.PostAsync($"v2/{Repo}/blobs/uploads/?digest={Uri.EscapeDataString(content.Digest)}", Wire.Bytes(bytes, 0, bytes.Length)));
         await Wire.ExpectAsync(response, HttpStatusCode.Created, $"single POST of {content.Digest}", content.Digest);
         blob.State = ObjectState.Present;
         context.Ack("blob");
@@ -171,9 +255,9 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
 
     private async Task<SessionEntry> OpenSessionAsync(Content content, bool standalone)
     {
-        using var response = await http.PostAsync($"v2/{Repo}/blobs/uploads/", null);
+        using var response = await Wire.SendAsync(context, "POST (open a session)", () => http.PostAsync($"v2/{Repo}/blobs/uploads/", null));
         await Wire.ExpectAsync(response, HttpStatusCode.Accepted, "POST (open a session)");
-        var session = new SessionEntry(Wire.PathOf(response, "POST"), content, standalone);
+        var session = new SessionEntry(Wire.PathOf(response, "POST"), content, standalone) { OpenedBeforeKill = !context.Killed };
         ledger.Sessions.Add(session);
         context.Ack("session");
         return session;
@@ -200,21 +284,57 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
         var lastInPut = cuts.Count > 2 && rng.Next(2) == 0;
         var patches = lastInPut ? cuts.Count - 2 : cuts.Count - 1;
         var abandon = mayAbandon && rng.Next(8) == 0;
-        for (var i = 0; i < patches; i++)
+        for (var i = 0; i < patches;)
         {
             var (start, end) = (cuts[i], cuts[i + 1]);
             session.Sent = end;
-            using var response = await http.PatchAsync(session.Location, Wire.Bytes(bytes, start, end - start, start));
-            await Wire.ExpectAsync(response, HttpStatusCode.Accepted, $"PATCH {start}-{end - 1} of {content.Digest}");
-            if (Wire.HeldBytes(response) is not { } held || held != end)
-                throw new UnexpectedResponseException(
-                    $"PATCH {start}-{end - 1} of {content.Digest}: Range {Range(response)} instead of 0-{end - 1}");
+            HttpResponseMessage response;
+            try
+            {
+                response = await Wire.SendAsync(context, $"PATCH {start}-{end - 1} of {content.Digest}",
+                    () => http.PatchAsync(session.Location, Wire.Bytes(bytes, start, end - start, start)));
+            }
+            catch (CutOffException e)
+            {
+                // What a resumable client does: ask the session how much it holds, and go on from there.
+                context.CutOffRequest($"{Repo}: {e.Message}");
+                var held = await HeldAfterCutOffAsync(session);
+                if (held == end) i++;
+                else cuts[i] = (int)held;
+                continue;
+            }
+            using (response)
+            {
+                await Wire.ExpectAsync(response, HttpStatusCode.Accepted, $"PATCH {start}-{end - 1} of {content.Digest}");
+                if (Wire.HeldBytes(response) is not { } held || held != end)
+                    throw new UnexpectedResponseException(
+                        $"PATCH {start}-{end - 1} of {content.Digest}: Range {Range(response)} instead of 0-{end - 1}");
+            }
             session.Acknowledged = end;
             context.Ack("chunk");
             if (abandon && i == patches / 2) return; // left open: the next check resumes it
+            i++;
         }
         var last = lastInPut ? Wire.Bytes(bytes, cuts[^2], bytes.Length - cuts[^2], cuts[^2]) : null;
         await CommitAsync(session, last);
+    }
+
+    /// <summary>
+    /// After a request of the session was cut off by the kill: GET its status through the proxy (the other replica
+    /// answers). It must still exist and hold at least the acknowledged bytes and at most those sent.
+    /// </summary>
+    private async Task<long> HeldAfterCutOffAsync(SessionEntry session)
+    {
+        using var status = await Wire.SendAsync(context, $"GET {session.Location}", () => http.GetAsync(session.Location));
+        await Wire.ExpectAsync(status, HttpStatusCode.NoContent,
+            $"GET {session.Location} after a PATCH of it was cut off by the kill ({session.Acknowledged} bytes acknowledged)");
+        if (Wire.HeldBytes(status) is not { } held)
+            throw new UnexpectedResponseException($"GET {session.Location}: 204 without a valid Range");
+        if (held < session.Acknowledged || held > session.Sent)
+            throw new UnexpectedResponseException($"session {session.Location} holds {held} bytes after the kill, but " +
+                                                  $"{session.Acknowledged} were acknowledged and {session.Sent} sent");
+        session.Acknowledged = held;
+        return held;
     }
 
     private static string Range(HttpResponseMessage response) =>
@@ -226,11 +346,75 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
         var blob = ledger.Blob(content, session.Standalone);
         session.Sent = content.Length;
         session.CommitInFlight = true;
-        using var response = await http.PutAsync(Wire.WithDigest(session.Location, content.Digest), body);
-        await Wire.ExpectAsync(response, HttpStatusCode.Created, $"PUT (close the session) of {content.Digest}", content.Digest);
+        var afterKill = context.KillDone;
+        HttpResponseMessage response;
+        try
+        {
+            response = await Wire.SendAsync(context, $"PUT (close the session) of {content.Digest}",
+                () => http.PutAsync(Wire.WithDigest(session.Location, content.Digest), body), passedOnByProxy: true);
+        }
+        catch (CutOffException e)
+        {
+            context.CutOffRequest($"{Repo}: {e.Message}");
+            await SettleCutOffCommitAsync(session, blob);
+            return;
+        }
+        using (response)
+            await Wire.ExpectAsync(response, HttpStatusCode.Created, $"PUT (close the session) of {content.Digest}", content.Digest);
         blob.State = ObjectState.Present;
         ledger.Sessions.Remove(session);
         context.Ack("blob");
+        if (session.OpenedBeforeKill && afterKill) context.Continued();
+    }
+
+    /// <summary>
+    /// The closing PUT was cut off by the kill: ask the session where it stands. Still open: send what it lacks and
+    /// close it again. Gone: the PUT may have published the blob (the repository then has it) or not (unknown: the
+    /// image this blob was for is not pushed).
+    /// </summary>
+    private async Task SettleCutOffCommitAsync(SessionEntry session, BlobEntry blob)
+    {
+        var content = session.Content;
+        using (var status = await Wire.SendAsync(context, $"GET {session.Location}", () => http.GetAsync(session.Location)))
+        {
+            if (status.StatusCode == HttpStatusCode.NotFound)
+            {
+                ledger.Sessions.Remove(session);
+                using var head = await Wire.SendAsync(context, $"HEAD blob {content.Digest}",
+                    () => http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/{Repo}/blobs/{content.Digest}")));
+                if (head.StatusCode == HttpStatusCode.OK)
+                {
+                    blob.State = ObjectState.Present;
+                    context.Ack("blob (seen after a cut-off PUT)");
+                    return;
+                }
+                if (head.StatusCode != HttpStatusCode.NotFound)
+                    await Wire.ExpectAsync(head, HttpStatusCode.OK, $"HEAD blob {content.Digest}");
+                throw new CutOffException($"PUT of {content.Digest}: the session is gone and the blob is not in {Repo}");
+            }
+            await Wire.ExpectAsync(status, HttpStatusCode.NoContent, $"GET {session.Location} after its PUT was cut off by the kill");
+            if (Wire.HeldBytes(status) is not { } held || held > content.Length)
+                throw new UnexpectedResponseException($"GET {session.Location}: 204 without a valid Range");
+            if (held == 0 && session.Acknowledged == 1) held = 1;
+            if (held < session.Acknowledged)
+                throw new UnexpectedResponseException($"session {session.Location} holds {held} bytes after the kill, but " +
+                                                      $"{session.Acknowledged} were acknowledged");
+            session.Acknowledged = held;
+        }
+        var bytes = content.Bytes();
+        if (session.Acknowledged < bytes.Length)
+        {
+            var from = (int)session.Acknowledged;
+            using var patch = await Wire.SendAsync(context, $"PATCH {from}- of {content.Digest}",
+                () => http.PatchAsync(session.Location, Wire.Bytes(bytes, from, bytes.Length - from, from)));
+            // "0-0" is both an empty session and a one-byte one: a one-byte blob whose byte landed refuses it again.
+            if (!(patch.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && from == 0 && bytes.Length == 1))
+                await Wire.ExpectAsync(patch, HttpStatusCode.Accepted, $"PATCH {from}-{bytes.Length - 1} of {content.Digest} (resumed)");
+            session.Acknowledged = bytes.Length;
+            context.Ack("chunk");
+        }
+        session.CommitInFlight = false;
+        await CommitAsync(session, null);
     }
 
     private async Task PushImageAsync()
@@ -305,7 +489,8 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
             : $"v2/{Repo}/manifests/{tags[0]}" + string.Concat(tags.Skip(1).Select((t, i) => (i == 0 ? "?" : "&") + "tag=" + t));
         var body = new ByteArrayContent(entry.Bytes);
         body.Headers.ContentType = new MediaTypeHeaderValue(entry.MediaType);
-        using var response = await http.PutAsync(url, body);
+        using var response = await Wire.SendAsync(context, $"PUT manifest {entry.Digest}", () => http.PutAsync(url, body),
+            passedOnByProxy: true);
         await Wire.ExpectAsync(response, HttpStatusCode.Created,
             $"PUT manifest {entry.Digest} as {(tags.Count == 0 ? "digest" : string.Join(",", tags))}", entry.Digest);
         if (entry.State != ObjectState.Present) entry.State = ObjectState.Present;
@@ -338,7 +523,8 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
         var name = tags[rng.Next(tags.Count)];
         var tag = ledger.Tag(name);
         tag.Pending.Add(null);
-        using var response = await http.DeleteAsync($"v2/{Repo}/manifests/{name}");
+        using var response = await Wire.SendAsync(context, $"DELETE tag {name}",
+            () => http.DeleteAsync($"v2/{Repo}/manifests/{name}"), passedOnByProxy: true);
         await Wire.ExpectAsync(response, HttpStatusCode.Accepted, $"DELETE tag {name}");
         tag.Value = null;
         tag.Pending.Clear();
@@ -354,7 +540,8 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
         var tags = ledger.Tags.Values.Where(t => t.Value == manifest.Digest).ToList();
         manifest.State = ObjectState.DeleteUnknown;
         foreach (var tag in tags) tag.Pending.Add(null);
-        using var response = await http.DeleteAsync($"v2/{Repo}/manifests/{manifest.Digest}");
+        using var response = await Wire.SendAsync(context, $"DELETE manifest {manifest.Digest}",
+            () => http.DeleteAsync($"v2/{Repo}/manifests/{manifest.Digest}"), passedOnByProxy: true);
         await Wire.ExpectAsync(response, HttpStatusCode.Accepted, $"DELETE manifest {manifest.Digest}");
         manifest.State = ObjectState.Deleted;
         foreach (var tag in tags)
@@ -375,7 +562,8 @@ public sealed class Worker(RepositoryLedger ledger, HttpClient http, Random rng,
         if (candidates.Count == 0) return;
         var blob = candidates[rng.Next(candidates.Count)];
         blob.State = ObjectState.DeleteUnknown;
-        using var response = await http.DeleteAsync($"v2/{Repo}/blobs/{blob.Content.Digest}");
+        using var response = await Wire.SendAsync(context, $"DELETE blob {blob.Content.Digest}",
+            () => http.DeleteAsync($"v2/{Repo}/blobs/{blob.Content.Digest}"), passedOnByProxy: true);
         await Wire.ExpectAsync(response, HttpStatusCode.Accepted, $"DELETE blob {blob.Content.Digest}");
         blob.State = ObjectState.Deleted;
         context.Ack("blob delete");

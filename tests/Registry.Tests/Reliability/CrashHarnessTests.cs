@@ -11,7 +11,7 @@ namespace Registry.Tests.Reliability;
 public class CrashHarnessTests(ITestOutputHelper output)
 {
     /// <summary>The server the test project references, copied next to the test assembly; run with `dotnet`.</summary>
-    private static string ServerPath
+    internal static string ServerPath
     {
         get
         {

@@ -46,6 +46,36 @@ public sealed class PostgresMetadataStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Upload_sessions_opened_and_closed_by_many_pushes_on_two_replicas_at_once_all_succeed()
+    {
+        // What a busy registry does on every push: a session row written at POST, removed at the closing PUT. Each is
+        // independent of every other row, so none may fail because others are written at the same time.
+        var replicas = new[] { await OpenAsync(), await OpenAsync() };
+        var failures = new ConcurrentQueue<string>();
+
+        await Task.WhenAll(Enumerable.Range(0, 32).Select(worker => Task.Run(async () =>
+        {
+            var store = replicas[worker % 2];
+            for (var i = 0; i < 15; i++)
+            {
+                var session = new UploadSession(UploadId.New(), Repo($"busy/w{worker}"), DateTimeOffset.UtcNow, "address:127.0.0.1", null);
+                try
+                {
+                    await store.CreateUploadAsync(session, default);
+                    await store.DeleteUploadAsync(session.Id, default);
+                }
+                catch (PostgresException e)
+                {
+                    failures.Enqueue($"{e.SqlState}: {e.MessageText}");
+                }
+            }
+        })));
+
+        failures.Should().BeEmpty();
+        (await replicas[0].CountUploadsAsync(default)).Should().Be(0);
+    }
+
+    [Fact]
     public async Task Replicas_starting_together_on_an_empty_database_migrate_it_once()
     {
         var stores = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(OpenAsync)));

@@ -200,6 +200,92 @@ public sealed class S3BlobStoreTests(CephStack ceph) : IDisposable
         attempts.Should().Be(1);
     }
 
+    [Fact]
+    public async Task A_replayed_append_to_a_session_whose_commit_stopped_before_removing_its_state_is_an_unknown_session()
+    {
+        // The replica that committed publishes the blob, deletes the session's tail and dies before deleting its
+        // state; a proxy then replays the request (PUT with the body) on another replica.
+        var dying = new InterruptedSessions { FailDelete = true };
+        var (first, _) = NewStore(wrap: dying.Wrap);
+        var (second, _) = NewStore();
+        var data = RandomNumberGenerator.GetBytes(1000);
+        var id = UploadId.New();
+        await first.CreateUploadAsync(id, default);
+        await first.AppendAsync(id, 0, Body(data), data.Length, default);
+        await first.Invoking(s => s.CommitAsync(id, DigestOf(data), null, default).AsTask()).Should().ThrowAsync<IOException>();
+
+        var replay = await second.AppendAsync(id, null, Body(data), data.Length, default);
+
+        replay.Status.Should().Be(AppendStatus.UnknownSession);
+    }
+
+    [Fact]
+    public async Task A_commit_of_a_session_whose_cancel_stopped_before_removing_its_state_is_an_unknown_session()
+    {
+        var dying = new InterruptedSessions { FailDelete = true };
+        var (first, _) = NewStore(wrap: dying.Wrap);
+        var (second, _) = NewStore();
+        var data = RandomNumberGenerator.GetBytes(1000);
+        var id = UploadId.New();
+        await first.CreateUploadAsync(id, default);
+        await first.AppendAsync(id, 0, Body(data), data.Length, default);
+        await first.Invoking(s => s.CancelUploadAsync(id, default).AsTask()).Should().ThrowAsync<IOException>();
+
+        var commit = await second.CommitAsync(id, DigestOf(data), null, default);
+
+        commit.Status.Should().Be(CommitStatus.UnknownSession);
+        (await second.ExistsAsync(DigestOf(data), default)).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task An_append_whose_state_replace_landed_with_its_answer_lost_keeps_the_tail_that_state_names()
+    {
+        var lossy = new InterruptedSessions { LoseReplaceAnswer = true };
+        var (first, _) = NewStore(wrap: lossy.Wrap);
+        var (second, _) = NewStore();
+        var data = RandomNumberGenerator.GetBytes(3000);
+        var id = UploadId.New();
+        await first.CreateUploadAsync(id, default);
+        await first.Invoking(s => s.AppendAsync(id, 0, Body(data[..1000]), 1000, default).AsTask()).Should().ThrowAsync<IOException>();
+
+        var size = await second.GetUploadSizeAsync(id, default);
+        var append = await second.AppendAsync(id, 1000, Body(data[1000..]), 2000, default);
+        var commit = await second.CommitAsync(id, DigestOf(data), 3000, default);
+
+        size.Should().Be(1000, "the replace landed");
+        append.Should().Be(new AppendResult(AppendStatus.Appended, 3000));
+        commit.Status.Should().Be(CommitStatus.Committed);
+    }
+
+    /// <summary>A session store whose replica dies at a chosen point: before deleting a state, or after a replace whose answer it never gets.</summary>
+    private sealed class InterruptedSessions
+    {
+        public bool FailDelete { get; init; }
+        public bool LoseReplaceAnswer { get; init; }
+
+        public IUploadSessionStore Wrap(IUploadSessionStore inner) => new Store(inner, this);
+
+        private sealed class Store(IUploadSessionStore inner, InterruptedSessions owner) : IUploadSessionStore
+        {
+            public ValueTask<bool> CreateAsync(UploadId id, UploadSessionState state, CancellationToken ct) => inner.CreateAsync(id, state, ct);
+
+            public ValueTask<VersionedUploadSession?> GetAsync(UploadId id, CancellationToken ct) => inner.GetAsync(id, ct);
+
+            public async ValueTask<bool> ReplaceAsync(UploadId id, UploadSessionState state, string expectedVersion, CancellationToken ct)
+            {
+                var replaced = await inner.ReplaceAsync(id, state, expectedVersion, ct);
+                if (owner.LoseReplaceAnswer) throw new IOException("connection reset by peer (the answer was lost)");
+                return replaced;
+            }
+
+            public ValueTask DeleteAsync(UploadId id, CancellationToken ct) =>
+                owner.FailDelete ? throw new IOException("the replica died before deleting the state") : inner.DeleteAsync(id, ct);
+
+            public IAsyncEnumerable<UploadId> ListWrittenBeforeAsync(DateTimeOffset before, CancellationToken ct) =>
+                inner.ListWrittenBeforeAsync(before, ct);
+        }
+    }
+
     /// <summary>Signals when a session's state has been read, so a test can interleave two replicas' requests.</summary>
     private sealed class SignallingSessions
     {

@@ -218,8 +218,13 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
             buffer = _buffers.Rent(_partSize);
             var filled = 0;
             if (state.TailKey is { } tailKey && state.TailSize > 0)
-                filled = await _bucket.ReadAllAsync(tailKey, buffer.AsMemory(0, (int)state.TailSize), ct)
-                         ?? throw new InvalidDataException($"upload session {id.Value}: its tail {tailKey} is missing");
+            {
+                // Only a session being removed (a commit or cancel that deletes the tail before the state, and stopped
+                // in between, e.g. with its replica killed) names a tail that is gone: the session is over.
+                if (await _bucket.ReadAllAsync(tailKey, buffer.AsMemory(0, (int)state.TailSize), ct) is not { } read)
+                    return new AppendResult(AppendStatus.UnknownSession, 0);
+                filled = read;
+            }
 
             var hash = Sha256State.Import(state.HashState);
             var writer = new MultipartWriter(_bucket, _bucket.DataKey(id), state.MultipartUploadId, state.Parts);
@@ -253,7 +258,19 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
             }
             var next = new UploadSessionState(writer.UploadId, writer.Parts, state.Size + pumped.Received, hash.Export(),
                 newTail, filled);
-            if (!await _sessions.ReplaceAsync(id, next, loaded.Version, ct))
+            bool replaced;
+            try
+            {
+                replaced = await _sessions.ReplaceAsync(id, next, loaded.Version, ct);
+            }
+            catch
+            {
+                // The replace may have landed with its answer lost: the state may name the new tail, so it stays
+                // (PurgeTemp removes it later if no state names it).
+                newTail = null;
+                throw;
+            }
+            if (!replaced)
             {
                 // Another replica appended (or the session ended) in between: this append did not happen.
                 var current = await _sessions.GetAsync(id, ct);
@@ -373,8 +390,12 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
                     var buffer = _buffers.Rent(_partSize);
                     try
                     {
-                        var read = await _bucket.ReadAllAsync(state.TailKey!, buffer.AsMemory(0, (int)state.TailSize), ct)
-                                   ?? throw new InvalidDataException($"upload session {id.Value}: its tail is missing");
+                        // Gone: a cancel (or a discard after a digest mismatch) stopped halfway; finish it.
+                        if (await _bucket.ReadAllAsync(state.TailKey!, buffer.AsMemory(0, (int)state.TailSize), ct) is not { } read)
+                        {
+                            await DiscardAsync(id, state, ct);
+                            return new CommitResult(CommitStatus.UnknownSession, 0);
+                        }
                         await writer.UploadPartAsync(buffer.AsMemory(0, read), ct);
                     }
                     finally
@@ -398,7 +419,19 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
             }
 
             if (source is null) await _bucket.PutAsync(key, ReadOnlyMemory<byte>.Empty, ct);
-            else if (await _bucket.HeadAsync(key, ct) is null) await CopyAsync(source, key, state.Size, ct);
+            else if (await _bucket.HeadAsync(key, ct) is null)
+            {
+                try
+                {
+                    await CopyAsync(source, key, state.Size, ct);
+                }
+                catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && source == state.TailKey)
+                {
+                    // The tail is gone and the blob is not there: a cancel or discard stopped halfway; finish it.
+                    await DiscardAsync(id, state, ct);
+                    return new CommitResult(CommitStatus.UnknownSession, 0);
+                }
+            }
             await DiscardAsync(id, state with { MultipartUploadId = null }, ct);
             return new CommitResult(CommitStatus.Committed, state.Size);
         }

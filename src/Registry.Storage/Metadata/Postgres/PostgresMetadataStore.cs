@@ -104,17 +104,21 @@ public sealed partial class PostgresMetadataStore : IMetadataStore, IDeliveryCur
     /// <summary>
     /// Runs <paramref name="work"/> in one SERIALIZABLE transaction, retried from the start when PostgreSQL refuses it
     /// for a concurrent write (work MUST only touch the database). <paramref name="isChange"/> false (bookkeeping:
-    /// delivery cursors, leases) sends no change notification.
+    /// delivery cursors, leases) sends no change notification. <paramref name="isolation"/> READ COMMITTED is for one
+    /// statement on one row by its key, which no other row's writer can make wrong: under SERIALIZABLE, the upload
+    /// rows every push inserts and deletes share index pages (or a table lock, when the planner scans the small
+    /// table), so concurrent pushes failed each other's transactions; on a busy 2-core machine a closing PUT ran out
+    /// of retries and answered 500 (found by the crash harness's scale-out mode).
     /// </summary>
     private async ValueTask<T> WriteAsync<T>(Func<PgWrite, CancellationToken, Task<T>> work, CancellationToken ct,
-        bool isChange = true)
+        bool isChange = true, IsolationLevel isolation = IsolationLevel.Serializable)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 await using var connection = await _source.OpenConnectionAsync(ct);
-                await using var tx = await connection.BeginTransactionAsync(IsolationLevel.Serializable, ct);
+                await using var tx = await connection.BeginTransactionAsync(isolation, ct);
                 var write = new PgWrite(connection, tx);
                 var result = await work(write, ct);
                 if (write.RolledBack)
@@ -496,7 +500,7 @@ public sealed partial class PostgresMetadataStore : IMetadataStore, IDeliveryCur
         await WriteAsync((db, t) => ExecuteAsync(db.Command(
             "INSERT INTO uploads(id, repository, started_at, client, owner) VALUES ($1, $2, $3, $4, $5)",
             Pg.Text(session.Id.Value), Pg.Text(session.Repository.Value), Pg.Int8(Ms(session.StartedAt)),
-            Pg.Text(session.Client), Pg.Text(session.Owner)), t), ct);
+            Pg.Text(session.Client), Pg.Text(session.Owner)), t), ct, isolation: IsolationLevel.ReadCommitted);
 
     public ValueTask<UploadSession?> GetUploadAsync(UploadId id, CancellationToken ct) =>
         ReadAsync(async (c, t) =>
@@ -511,7 +515,8 @@ public sealed partial class PostgresMetadataStore : IMetadataStore, IDeliveryCur
         }, ct);
 
     public async ValueTask DeleteUploadAsync(UploadId id, CancellationToken ct) =>
-        await WriteAsync((db, t) => ExecuteAsync(db.Command("DELETE FROM uploads WHERE id = $1", Pg.Text(id.Value)), t), ct);
+        await WriteAsync((db, t) => ExecuteAsync(db.Command("DELETE FROM uploads WHERE id = $1", Pg.Text(id.Value)), t), ct,
+            isolation: IsolationLevel.ReadCommitted);
 
     public ValueTask<int> CountUploadsAsync(CancellationToken ct) =>
         ReadAsync(async (c, t) => (int)(await ScalarAsync<long>(Command(c, "SELECT count(*) FROM uploads"), t) ?? 0), ct);
