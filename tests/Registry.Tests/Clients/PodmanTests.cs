@@ -8,13 +8,26 @@ namespace Registry.Tests.Clients;
 /// uncompressed and compress them again on push, so the uploads are streams of unknown length (chunked PATCH) and
 /// the pushed layer digests are new; the config and the uncompressed tars must still be exactly those built.
 /// </summary>
-public sealed class PodmanTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>, IDisposable
+/// <remarks>Against one in-process server.</remarks>
+public sealed class PodmanTests(RegistryFixture fixture) : PodmanTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>
+/// podman and buildah push from and pull into their own local storage (vfs, in a temp folder). They store layers
+/// uncompressed and compress them again on push, so the uploads are streams of unknown length (chunked PATCH) and
+/// the pushed layer digests are new; the config and the uncompressed tars must still be exactly those built.
+/// </summary>
+/// <remarks>Run against one server and against the scale-out stack (<c>Stack.ScaleOutPodmanTests</c>).</remarks>
+public abstract class PodmanTestsBase(IRegistryTarget registry) : IDisposable
 {
     private readonly TempDir _temp = new();
-    private string Host => fixture.Server.HostPort;
+    private string Host => registry.HostPort;
     private Skopeo Skopeo => new(_temp.Path);
 
-    public void Dispose() => _temp.Dispose();
+    public void Dispose()
+    {
+        _temp.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     [Fact]
     public async Task Podman_pushes_and_pulls_an_image_whose_config_and_files_survive()

@@ -4,11 +4,17 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>The Content Discovery workflow: spec "Listing Tags", "Listing Referrers", and the historical _catalog.</summary>
-public class DiscoveryTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <summary>The Content Discovery workflow: spec "Listing Tags", "Listing Referrers", and the historical _catalog. Against one in-process server.</summary>
+public sealed class DiscoveryTests(RegistryFixture fixture) : DiscoveryTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>
+/// The Content Discovery workflow: spec "Listing Tags", "Listing Referrers", and the historical _catalog. What every registry target must do: one server, and the scale-out stack
+/// (<c>Stack.ScaleOutDiscoveryTests</c>, through the proxy in front of two replicas).
+/// </summary>
+public abstract class DiscoveryTestsBase(IRegistryTarget registry)
 {
     private const string AnnotationKey = "org.opencontainers.conformance.test";
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     /// <summary>One image pushed under each tag, given out of order so that the server has to sort.</summary>
     private async Task<string> RepoWithTagsAsync(params string[] tags)

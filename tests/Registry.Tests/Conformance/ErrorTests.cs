@@ -4,10 +4,16 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>Spec "Error Codes": every failure is <c>{"errors":[{"code":..,"message":..}]}</c> with the right code and status.</summary>
-public class ErrorTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <summary>Spec "Error Codes": every failure is <c>{"errors":[{"code":..,"message":..}]}</c> with the right code and status. Against one in-process server.</summary>
+public sealed class ErrorTests(RegistryFixture fixture) : ErrorTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>
+/// Spec "Error Codes": every failure is <c>{"errors":[{"code":..,"message":..}]}</c> with the right code and status. What every registry target must do: one server, and the scale-out stack
+/// (<c>Stack.ScaleOutErrorTests</c>, through the proxy in front of two replicas).
+/// </summary>
+public abstract class ErrorTestsBase(IRegistryTarget registry)
 {
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     // ---- names ----
 

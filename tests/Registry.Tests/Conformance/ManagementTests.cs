@@ -3,10 +3,16 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>The Content Management workflow: spec "Deleting tags", "Deleting Manifests", "Deleting Blobs".</summary>
-public class ManagementTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <summary>The Content Management workflow: spec "Deleting tags", "Deleting Manifests", "Deleting Blobs". Against one in-process server.</summary>
+public sealed class ManagementTests(RegistryFixture fixture) : ManagementTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>
+/// The Content Management workflow: spec "Deleting tags", "Deleting Manifests", "Deleting Blobs". What every registry target must do: one server, and the scale-out stack
+/// (<c>Stack.ScaleOutManagementTests</c>, through the proxy in front of two replicas).
+/// </summary>
+public abstract class ManagementTestsBase(IRegistryTarget registry)
 {
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     [Fact]
     public async Task Delete_manifest_by_digest_returns_202_and_it_is_gone()

@@ -4,10 +4,16 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>The Pull workflow: spec "Pulling manifests", "Pulling blobs", "Checking if content exists".</summary>
-public class PullTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <summary>The Pull workflow: spec "Pulling manifests", "Pulling blobs", "Checking if content exists". Against one in-process server.</summary>
+public sealed class PullTests(RegistryFixture fixture) : PullTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>
+/// The Pull workflow: spec "Pulling manifests", "Pulling blobs", "Checking if content exists". What every registry target must do: one server, and the scale-out stack
+/// (<c>Stack.ScaleOutPullTests</c>, through the proxy in front of two replicas).
+/// </summary>
+public abstract class PullTestsBase(IRegistryTarget registry)
 {
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     [Fact]
     public async Task Base_endpoint_returns_200_with_api_version_header()

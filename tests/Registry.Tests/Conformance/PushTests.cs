@@ -3,10 +3,16 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>The Push workflow: spec "Pushing blobs" (monolithic, chunked, mount) and "Pushing Manifests".</summary>
-public class PushTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <summary>The Push workflow: spec "Pushing blobs" (monolithic, chunked, mount) and "Pushing Manifests". Against one in-process server.</summary>
+public sealed class PushTests(RegistryFixture fixture) : PushTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>
+/// The Push workflow: spec "Pushing blobs" (monolithic, chunked, mount) and "Pushing Manifests". What every registry target must do: one server, and the scale-out stack
+/// (<c>Stack.ScaleOutPushTests</c>, through the proxy in front of two replicas).
+/// </summary>
+public abstract class PushTestsBase(IRegistryTarget registry)
 {
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     private async Task<bool> BlobExistsAsync(string repo, string digest) =>
         (await _client.SendAsync(HttpMethod.Head, $"v2/{repo}/blobs/{digest}")).StatusCode == HttpStatusCode.OK;

@@ -1,0 +1,98 @@
+using System.Net.Http.Headers;
+using Registry.Tests.Infrastructure;
+
+namespace Registry.Tests.Stack;
+
+/// <summary>
+/// Issue #12's scale-out, for real: two in-process registry replicas with <c>Registry:Storage:Kind=s3</c> and
+/// <c>Registry:Metadata:Kind=postgres</c>, sharing one fresh bucket prefix on the stack's Ceph and one fresh
+/// PostgreSQL database, behind the nginx of <c>scripts/stack/nginx.sh</c> (round-robin, no affinity). Started once
+/// per test run for every test in the "ScaleOut" collection; tests talk to the proxy only (<see cref="Client"/>,
+/// <see cref="HostPort"/>). At the end nginx and Ceph are stopped by their scripts' <c>stop</c>, the replicas by
+/// their servers (PostgreSQL by its own fixture, when the test process exits).
+/// </summary>
+/// <remarks>
+/// nginx runs in a state dir of its own (<c>$REGISTRY_STACK_DIR/scale-out/nginx</c>) on a free port: the "Proxy"
+/// collection's nginx (<see cref="ProxyStack"/>) owns <c>$REGISTRY_STACK_DIR/nginx</c> and PROXY_PORT, and may run
+/// at the same time.
+/// </remarks>
+public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
+{
+    private readonly CephStack _ceph = new();
+    private StackScript? _proxy;
+
+    /// <summary>The replicas, in the order PROXY_UPSTREAMS lists them.</summary>
+    public IReadOnlyList<RegistryServer> Replicas { get; private set; } = [];
+
+    /// <summary>The settings both replicas run with.</summary>
+    public IReadOnlyDictionary<string, string?> Settings { get; private set; } = new Dictionary<string, string?>();
+
+    public Uri ProxyUrl { get; private set; } = null!;
+
+    /// <summary>nginx's access log: one line per request, naming the replica that served it (upstream=host:port).</summary>
+    public string AccessLog { get; private set; } = "";
+
+    public HttpClient Client { get; private set; } = null!;
+
+    public string HostPort => ProxyUrl.Authority;
+
+    public async Task InitializeAsync()
+    {
+        await _ceph.InitializeAsync();
+        var settings = _ceph.RegistrySettings();
+        settings["Registry:Metadata:Kind"] = "postgres";
+        settings["Registry:Metadata:ConnectionString"] = await PostgresStack.CreateDatabaseAsync();
+        Settings = settings;
+
+        var replicas = new List<RegistryServer>();
+        Replicas = replicas;
+        for (var i = 0; i < 2; i++) replicas.Add(await RegistryServer.StartAsync(settings));
+
+        var stackRoot = Environment.GetEnvironmentVariable("REGISTRY_STACK_DIR") is { Length: > 0 } root ? root : "/work/stack";
+        _proxy = new StackScript("nginx", new Dictionary<string, string>
+        {
+            ["REGISTRY_STACK_DIR"] = Path.Combine(stackRoot, "scale-out"),
+            ["PROXY_PORT"] = CrashHarness.ServerProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["PROXY_UPSTREAMS"] = string.Join(' ', replicas.Select(r => r.HostPort)),
+        });
+        var exports = await _proxy.StartAsync();
+        ProxyUrl = new Uri(exports["PROXY_URL"].TrimEnd('/') + "/");
+        AccessLog = exports["PROXY_ACCESS_LOG"];
+        Client = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false })
+        {
+            BaseAddress = ProxyUrl,
+            Timeout = TimeSpan.FromMinutes(5),
+            DefaultRequestHeaders = { Accept = { new MediaTypeWithQualityHeaderValue("*/*") } },
+        };
+    }
+
+    public async Task DisposeAsync()
+    {
+        Client?.Dispose();
+        try
+        {
+            if (_proxy is not null) await _proxy.StopAsync();
+        }
+        finally
+        {
+            try
+            {
+                foreach (var replica in Replicas) await replica.DisposeAsync();
+            }
+            finally
+            {
+                await _ceph.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>The replicas that served the requests whose target contains <paramref name="marker"/>, in log order.</summary>
+    public Task<IReadOnlyList<string>> UpstreamsOfAsync(string marker, int count) =>
+        ProxyStack.UpstreamsOfAsync(AccessLog, marker, count);
+}
+
+[CollectionDefinition(Name)]
+public sealed class ScaleOutCollection : ICollectionFixture<ScaleOutStack>
+{
+    public const string Name = "ScaleOut";
+}
