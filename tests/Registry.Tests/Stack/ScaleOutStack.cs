@@ -19,7 +19,23 @@ namespace Registry.Tests.Stack;
 public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
 {
     private readonly CephStack _ceph = new();
+    private readonly IReadOnlyDictionary<string, string?> _extraSettings;
+    private readonly string _stateDir;
     private StackScript? _proxy;
+
+    public ScaleOutStack() : this(new Dictionary<string, string?>(), "scale-out")
+    {
+    }
+
+    /// <summary>
+    /// A stack of its own (the caller initialises and disposes it) whose replicas also get <paramref name="settings"/>,
+    /// its nginx state under <c>$REGISTRY_STACK_DIR/&lt;stateDir&gt;</c>; it shares the run's Ceph.
+    /// </summary>
+    internal ScaleOutStack(IReadOnlyDictionary<string, string?> settings, string stateDir)
+    {
+        _extraSettings = settings;
+        _stateDir = stateDir;
+    }
 
     /// <summary>The replicas, in the order PROXY_UPSTREAMS lists them.</summary>
     public IReadOnlyList<RegistryServer> Replicas { get; private set; } = [];
@@ -42,6 +58,7 @@ public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
         var settings = _ceph.RegistrySettings();
         settings["Registry:Metadata:Kind"] = "postgres";
         settings["Registry:Metadata:ConnectionString"] = await PostgresStack.CreateDatabaseAsync();
+        foreach (var (key, value) in _extraSettings) settings[key] = value;
         Settings = settings;
 
         var replicas = new List<RegistryServer>();
@@ -51,14 +68,37 @@ public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
         var stackRoot = Environment.GetEnvironmentVariable("REGISTRY_STACK_DIR") is { Length: > 0 } root ? root : "/work/stack";
         _proxy = new StackScript("nginx", new Dictionary<string, string>
         {
-            ["REGISTRY_STACK_DIR"] = Path.Combine(stackRoot, "scale-out"),
+            ["REGISTRY_STACK_DIR"] = Path.Combine(stackRoot, _stateDir),
             ["PROXY_PORT"] = CrashHarness.ServerProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["PROXY_UPSTREAMS"] = string.Join(' ', replicas.Select(r => r.HostPort)),
         });
         var exports = await _proxy.StartAsync();
         ProxyUrl = new Uri(exports["PROXY_URL"].TrimEnd('/') + "/");
         AccessLog = exports["PROXY_ACCESS_LOG"];
-        Client = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false })
+        Client = CreateClient();
+    }
+
+    /// <summary>A client of the proxy; with <paramref name="from"/>, its connections come from that loopback address.</summary>
+    public HttpClient CreateClient(System.Net.IPAddress? from = null)
+    {
+        var handler = new SocketsHttpHandler { AllowAutoRedirect = false };
+        if (from is not null)
+            handler.ConnectCallback = async (context, ct) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                try
+                {
+                    socket.Bind(new System.Net.IPEndPoint(from, 0));
+                    await socket.ConnectAsync(context.DnsEndPoint, ct);
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            };
+        return new HttpClient(handler)
         {
             BaseAddress = ProxyUrl,
             Timeout = TimeSpan.FromMinutes(5),

@@ -67,3 +67,39 @@ public sealed class ScaleOutStackTests(ScaleOutStack stack)
         upstreams.Zip(upstreams.Skip(1)).Should().OnlyContain(pair => pair.First != pair.Second);
     }
 }
+
+/// <summary>What the replicas know about a client that reaches them through the proxy.</summary>
+[Collection(ScaleOutCollection.Name)]
+public sealed class ScaleOutClientTests
+{
+    [Fact]
+    public async Task Anonymous_clients_behind_the_proxy_each_have_their_own_upload_session_allowance()
+    {
+        // nginx connects to the replicas from 127.0.0.1 whoever the client is; it names the client in X-Forwarded-For.
+        var stack = new ScaleOutStack(
+            new Dictionary<string, string?> { ["Registry:Uploads:MaxSessionsPerClient"] = "1" }, $"scale-out-{Guid.NewGuid():N}");
+        try
+        {
+            await stack.InitializeAsync();
+            await EachClientHasItsOwnAllowanceAsync(stack);
+        }
+        finally
+        {
+            await stack.DisposeAsync();
+        }
+    }
+
+    private static async Task EachClientHasItsOwnAllowanceAsync(ScaleOutStack stack)
+    {
+        using var first = stack.CreateClient(IPAddress.Parse("127.0.0.2"));
+        using var second = stack.CreateClient(IPAddress.Parse("127.0.0.3"));
+        var repo = Infrastructure.RegistryFixture.NewRepo("clients");
+        (await first.PostAsync($"v2/{repo}/blobs/uploads/", null)).StatusCode.Should().Be(HttpStatusCode.Accepted);
+
+        var again = await first.PostAsync($"v2/{repo}/blobs/uploads/", null);
+        var other = await second.PostAsync($"v2/{repo}/blobs/uploads/", null);
+
+        again.StatusCode.Should().Be(HttpStatusCode.TooManyRequests, "the first client holds its one session");
+        other.StatusCode.Should().Be(HttpStatusCode.Accepted, "another client is not the first one: " + await other.Content.ReadAsStringAsync());
+    }
+}
