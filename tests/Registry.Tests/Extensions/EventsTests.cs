@@ -161,9 +161,9 @@ public class EventsTests
         }
     }
 
-    private sealed record ServerEvent(long Id, string Action, JsonElement Data);
+    internal sealed record ServerEvent(long Id, string Action, JsonElement Data);
 
-    private sealed class EventStream(HttpResponseMessage response, StreamReader reader) : IDisposable
+    internal sealed class EventStream(HttpResponseMessage response, StreamReader reader) : IDisposable
     {
         public async Task<List<ServerEvent>> ReadAsync(int count)
         {
@@ -189,7 +189,7 @@ public class EventsTests
         }
     }
 
-    private static async Task<EventStream> OpenStreamAsync(HttpClient client, string query, long? lastEventId = null)
+    internal static async Task<EventStream> OpenStreamAsync(HttpClient client, string query, long? lastEventId = null)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, $"v2/_registry/events/stream{query}");
         if (lastEventId is { } id) request.Headers.Add("Last-Event-ID", id.ToString());

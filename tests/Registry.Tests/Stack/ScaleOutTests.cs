@@ -103,3 +103,25 @@ public sealed class ScaleOutClientTests
         other.StatusCode.Should().Be(HttpStatusCode.Accepted, "another client is not the first one: " + await other.Content.ReadAsStringAsync());
     }
 }
+
+/// <summary>The events extension across replicas: a stream served by one replica carries what any replica wrote.</summary>
+[Collection(ScaleOutCollection.Name)]
+public sealed class ScaleOutEventsTests(ScaleOutStack stack)
+{
+    [Fact]
+    public async Task An_event_stream_through_the_proxy_carries_the_pushes_that_each_replica_served()
+    {
+        var first = Infrastructure.RegistryFixture.NewRepo("events");
+        var second = Infrastructure.RegistryFixture.NewRepo("events");
+        var prefix = first[..first.IndexOf('/')];
+        using var stream = await Extensions.EventsTests.OpenStreamAsync(stack.Client, $"?repository={prefix}/*&action=tag.create");
+        using var one = stack.Replicas[0].CreateClient();
+        using var other = stack.Replicas[1].CreateClient();
+
+        await one.PushImageAsync(first, "v1");
+        await other.PushImageAsync(second, "v1");
+        var events = await stream.ReadAsync(2);
+
+        events.Select(e => e.Data.GetProperty("repository").GetString()).Should().Equal(first, second);
+    }
+}
