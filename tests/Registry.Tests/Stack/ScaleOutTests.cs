@@ -11,8 +11,10 @@ namespace Registry.Tests.Stack;
 
 // The conformance-modelled HTTP tests and the real-client tests, unchanged, through nginx round-robin in front of two
 // replicas on one bucket and one PostgreSQL database: any request of a push or pull may reach either replica.
-// Left single-server only: AuthClientTests and TlsClientTests (they need a server started with htpasswd or TLS
-// settings of their own, which is about those features, not about several replicas).
+// Beside them the HTTP-only classes of Api/ and Extensions/ that share one server (blob ranges, pagination, search,
+// tag details, concurrency). Left single-server only: AuthClientTests and TlsClientTests (they need a server started
+// with htpasswd or TLS settings of their own), and the tests that start servers with settings of their own or look at
+// one server's internals (a recording blob store, its folders, restarts).
 
 [Collection(ScaleOutCollection.Name)]
 public sealed class ScaleOutPushTests(ScaleOutStack stack) : PushTestsBase(stack);
@@ -28,6 +30,50 @@ public sealed class ScaleOutDiscoveryTests(ScaleOutStack stack) : DiscoveryTests
 
 [Collection(ScaleOutCollection.Name)]
 public sealed class ScaleOutErrorTests(ScaleOutStack stack) : ErrorTestsBase(stack);
+
+[Collection(ScaleOutCollection.Name)]
+public sealed class ScaleOutBlobRangeTests(ScaleOutStack stack) : Api.BlobRangeTests
+{
+    protected override HttpClient Client => stack.Client;
+}
+
+[Collection(ScaleOutCollection.Name)]
+public sealed class ScaleOutPaginationPropertyTests(ScaleOutStack stack) : Api.PaginationPropertyTestsBase(stack);
+
+[Collection(ScaleOutCollection.Name)]
+public sealed class ScaleOutSearchTests(ScaleOutStack stack) : Extensions.SearchTestsBase(stack);
+
+[Collection(ScaleOutCollection.Name)]
+public sealed class ScaleOutTagDetailsTests(ScaleOutStack stack) : Extensions.TagDetailsTestsBase(stack);
+
+/// <summary>Concurrent pushes spread over both replicas; the storage checks look at the shared bucket.</summary>
+[Collection(ScaleOutCollection.Name)]
+public sealed class ScaleOutConcurrencyTests(ScaleOutStack stack) : Api.ConcurrencyTestsBase(stack)
+{
+    private S3Bucket Bucket => ((S3BlobStore)stack.Replicas[0].Services.GetRequiredService<IBlobStore>()).Bucket;
+
+    protected override async Task ShouldBeStoredOnceAsync(string digest)
+    {
+        var keys = new List<string>();
+        await foreach (var item in Bucket.ListAsync(Bucket.BlobKey(Registry.Storage.Model.Digest.Parse(digest)))) keys.Add(item.Key);
+        keys.Should().ContainSingle();
+    }
+
+    protected override async Task ShouldHoldNothingOfAsync(IReadOnlyList<Uri> sessions)
+    {
+        var ids = sessions.Select(s => s.OriginalString.TrimEnd('/').Split('/')[^1].Split('?')[0]).ToList();
+        ids.Should().HaveCount(sessions.Count).And.OnlyHaveUniqueItems();
+        foreach (var id in ids)
+        {
+            var left = new List<string>();
+            await foreach (var item in Bucket.ListAsync($"{Bucket.UploadsPrefix}{id}/")) left.Add(item.Key);
+            left.Should().BeEmpty($"session {id} was committed");
+        }
+        var open = new List<string>();
+        await foreach (var upload in Bucket.ListMultipartUploadsAsync(Bucket.UploadsPrefix)) open.Add(upload.Key);
+        open.Should().NotContain(key => ids.Any(id => key.Contains(id, StringComparison.Ordinal)));
+    }
+}
 
 [Collection(ScaleOutCollection.Name)]
 public sealed class ScaleOutSkopeoTests(ScaleOutStack stack) : SkopeoTestsBase(stack);
