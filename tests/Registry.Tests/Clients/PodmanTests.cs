@@ -157,6 +157,56 @@ public abstract class PodmanTestsBase(IRegistryTarget registry) : IDisposable
         RootFs.ShouldEqual(Path.Combine(bundle, "rootfs"), expected);
     }
 
+    [Fact]
+    public async Task Buildah_builds_an_image_from_scratch_pushes_it_and_pulls_it_back_into_fresh_storage()
+    {
+        var remote = $"{Host}/{RegistryFixture.NewRepo("clients")}:scratch";
+        var files = new Dictionary<string, byte[]>
+        {
+            ["app/data.bin"] = System.Security.Cryptography.RandomNumberGenerator.GetBytes(300_000),
+            ["etc/motd"] = "built from scratch by buildah\n"u8.ToArray(),
+        };
+        string built, pushed;
+        using (var storage = new ContainerStorage())
+        {
+            var policy = new[] { "--signature-policy", storage.PolicyPath };
+            var container = (await storage.BuildahAsync("from", "scratch")).Stdout.Trim();
+            foreach (var (path, content) in files)
+            {
+                var source = storage.Sub(Path.GetFileName(path));
+                await File.WriteAllBytesAsync(source, content);
+                await storage.BuildahAsync("copy", container, source, "/" + path);
+            }
+            await storage.BuildahAsync("config", "--label", "built-by=buildah", "--cmd", "/app/run", container);
+            built = (await storage.BuildahAsync(["commit", .. policy, "--format", "oci", container, "localhost/scratch:v1"]))
+                .Stdout.Trim().Split('\n')[^1];
+            await storage.BuildahAsync("rm", container);
+            var digestFile = storage.Sub("digest");
+            await storage.BuildahAsync(["push", .. policy, "--tls-verify=false", "--digestfile", digestFile, built, $"docker://{remote}"]);
+            pushed = File.ReadAllText(digestFile).Trim();
+        }
+
+        using var fresh = new ContainerStorage();
+        var pulled = await fresh.BuildahAsync("pull", "--signature-policy", fresh.PolicyPath, "--tls-verify=false", $"docker://{remote}");
+
+        pulled.Stdout.Trim().Split('\n')[^1].Should().Be(built, "the image id is the config digest, which the push keeps");
+        Http.Sha256(await Skopeo.RawManifestAsync($"docker://{remote}")).Should().Be(pushed);
+        var inspect = await fresh.BuildahAsync("inspect", "--type", "image", built);
+        using (var json = JsonDocument.Parse(inspect.Stdout))
+            json.RootElement.GetProperty("OCIv1").GetProperty("config").GetProperty("Labels").GetProperty("built-by")
+                .GetString().Should().Be("buildah");
+        var working = (await fresh.BuildahAsync("from", "--pull-never", built)).Stdout.Trim();
+        var mount = (await fresh.BuildahAsync("mount", working)).Stdout.Trim();
+        try
+        {
+            RootFs.ShouldEqual(mount, files);
+        }
+        finally
+        {
+            await fresh.BuildahAsync("umount", working);
+        }
+    }
+
     /// <summary>The pushed image has the built config byte for byte and layers that decompress to the built tars.</summary>
     private async Task ShouldHoldTheBuiltContentAsync(string remote, byte[] raw, Image image)
     {
