@@ -114,6 +114,41 @@ public sealed class ScaleOutStackTests(ScaleOutStack stack)
     }
 }
 
+/// <summary>Issue #12's "a chunked upload whose PATCHes alternate between replicas completes", through the proxy.</summary>
+[Collection(ScaleOutCollection.Name)]
+public sealed class ScaleOutUploadTests(ScaleOutStack stack)
+{
+    private const int MiB = 1 << 20;
+
+    [Fact]
+    public async Task A_chunked_upload_whose_patches_alternate_between_the_replicas_completes_and_pulls_back()
+    {
+        // 6 MiB chunks over 8 MiB parts: most PATCHes end mid-part, so the next replica resumes a stored tail and hash.
+        var repo = Infrastructure.RegistryFixture.NewRepo("chunks");
+        var data = System.Security.Cryptography.RandomNumberGenerator.GetBytes(20 * MiB + 77);
+        var location = await Infrastructure.Http.StartUploadAsync(stack.Client, repo);
+        var session = location.OriginalString.Split('?')[0].TrimEnd('/').Split('/')[^1];
+        var patches = 0;
+        for (var start = 0; start < data.Length; start += 6 * MiB, patches++)
+        {
+            var piece = data[start..Math.Min(data.Length, start + 6 * MiB)];
+            var patch = await stack.Client.PatchAsync(location, Infrastructure.Http.Chunk(piece, start));
+            patch.StatusCode.Should().Be(HttpStatusCode.Accepted, await patch.Content.ReadAsStringAsync());
+            location = patch.Headers.Location!;
+        }
+        var digest = Infrastructure.Http.Sha256(data);
+        var separator = location.OriginalString.Contains('?') ? '&' : '?';
+
+        var put = await stack.Client.PutAsync($"{location.OriginalString}{separator}digest={digest}", null);
+
+        put.StatusCode.Should().Be(HttpStatusCode.Created, await put.Content.ReadAsStringAsync());
+        var served = await stack.UpstreamsOfAsync(session, patches + 1);
+        served.Should().HaveCount(patches + 1);
+        served.Zip(served.Skip(1)).Should().OnlyContain(pair => pair.First != pair.Second, "each request of the session went to the other replica");
+        (await stack.Client.GetByteArrayAsync($"v2/{repo}/blobs/{digest}")).Should().Equal(data);
+    }
+}
+
 /// <summary>What the replicas know about a client that reaches them through the proxy.</summary>
 [Collection(ScaleOutCollection.Name)]
 public sealed class ScaleOutClientTests
