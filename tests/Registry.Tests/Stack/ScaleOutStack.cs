@@ -61,9 +61,19 @@ public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
         foreach (var (key, value) in _extraSettings) settings[key] = value;
         Settings = settings;
 
-        var replicas = new List<RegistryServer>();
+        // Both at once, as a deployment rolls them out: the schema migration on the empty database serialises itself.
+        var starts = Enumerable.Range(0, 2).Select(_ => RegistryServer.StartAsync(settings)).ToList();
+        try
+        {
+            await Task.WhenAll(starts);
+        }
+        catch
+        {
+            foreach (var started in starts.Where(t => t.IsCompletedSuccessfully)) await started.Result.DisposeAsync();
+            throw;
+        }
+        var replicas = starts.Select(t => t.Result).ToList();
         Replicas = replicas;
-        for (var i = 0; i < 2; i++) replicas.Add(await RegistryServer.StartAsync(settings));
 
         var stackRoot = Environment.GetEnvironmentVariable("REGISTRY_STACK_DIR") is { Length: > 0 } root ? root : "/work/stack";
         _proxy = new StackScript("nginx", new Dictionary<string, string>
