@@ -8,7 +8,7 @@ public class EventsTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
-    private static async Task Eventually(Func<bool> condition, string what)
+    internal static async Task Eventually(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + Patience;
         while (!condition())
@@ -18,7 +18,7 @@ public class EventsTests
         }
     }
 
-    private static Dictionary<string, string?> WebhookSettings(WebhookReceiver receiver, string? repositories = null) => new()
+    internal static Dictionary<string, string?> WebhookSettings(WebhookReceiver receiver, string? repositories = null) => new()
     {
         ["Registry:Extensions:Events:Webhooks:0:Name"] = "test",
         ["Registry:Extensions:Events:Webhooks:0:Url"] = receiver.Url,

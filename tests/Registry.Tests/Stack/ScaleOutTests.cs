@@ -205,4 +205,30 @@ public sealed class ScaleOutEventsTests(ScaleOutStack stack)
 
         events.Select(e => e.Data.GetProperty("repository").GetString()).Should().Equal(first, second);
     }
+
+    [Fact]
+    public async Task Webhooks_for_pushes_to_both_replicas_are_delivered_once_each_in_order()
+    {
+        // Each replica runs a dispatcher; one holds the lease and delivers what either replica wrote.
+        await using var receiver = new Infrastructure.WebhookReceiver(Infrastructure.WebhookReceiver.FreePort());
+        await receiver.StartAsync();
+        var hooked = new ScaleOutStack(Extensions.EventsTests.WebhookSettings(receiver), $"scale-out-{Guid.NewGuid():N}");
+        try
+        {
+            await hooked.InitializeAsync();
+            var repos = Enumerable.Range(0, 4).Select(_ => Infrastructure.RegistryFixture.NewRepo("hooks")).ToList();
+
+            foreach (var repo in repos) await hooked.Client.PushImageAsync(repo, "v1");
+            await Extensions.EventsTests.Eventually(() => receiver.Received.Count >= 12, "twelve events delivered");
+
+            var received = receiver.Received.ToList();
+            received.Select(r => r.Id).Should().OnlyHaveUniqueItems().And.BeInAscendingOrder();
+            received.Should().HaveCount(12);
+            received.Select(r => r.Repository).Distinct().Should().Equal(repos);
+        }
+        finally
+        {
+            await hooked.DisposeAsync();
+        }
+    }
 }
