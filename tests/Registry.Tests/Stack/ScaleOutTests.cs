@@ -207,6 +207,30 @@ public sealed class ScaleOutEventsTests(ScaleOutStack stack)
     }
 
     [Fact]
+    public async Task An_event_stream_resumed_with_last_event_id_on_the_other_replica_misses_nothing()
+    {
+        var prefix = $"resume{Guid.NewGuid():N}"[..16];
+        var query = $"?repository={prefix}/*";
+        long lastSeen;
+        using (var stream = await Extensions.EventsTests.OpenStreamAsync(stack.Client, query))
+        {
+            await stack.Client.PushImageAsync($"{prefix}/one", "v1");
+            lastSeen = (await stream.ReadAsync(3)).Last().Id;
+        }
+        await stack.Client.PushImageAsync($"{prefix}/two", "v1");
+        await stack.Client.PushImageAsync($"{prefix}/three", "v1");
+        // nginx logs the stream once it has ended: the reconnect goes to the replica that did not serve it.
+        var first = (await stack.UpstreamsOfAsync($"repository={prefix}", 1)).Should().ContainSingle().Which;
+        using var other = stack.Replicas.Single(r => r.HostPort != first).CreateClient();
+
+        using var resumed = await Extensions.EventsTests.OpenStreamAsync(other, query, lastEventId: lastSeen);
+        var missed = await resumed.ReadAsync(6);
+
+        missed.Select(e => e.Data.GetProperty("repository").GetString()).Distinct().Should().Equal($"{prefix}/two", $"{prefix}/three");
+        missed.Select(e => e.Id).Should().OnlyContain(id => id > lastSeen).And.BeInAscendingOrder();
+    }
+
+    [Fact]
     public async Task Webhooks_for_pushes_to_both_replicas_are_delivered_once_each_in_order()
     {
         // Each replica runs a dispatcher; one holds the lease and delivers what either replica wrote.
