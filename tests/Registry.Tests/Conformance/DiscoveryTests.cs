@@ -4,13 +4,15 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>The Content Discovery workflow: spec "Listing Tags", "Listing Referrers", and the historical _catalog. Against one in-process server.</summary>
+/// <summary>The Content Discovery workflow: spec "Listing Tags", "Listing Referrers", and the historical _catalog.</summary>
+/// <remarks>Against one in-process server.</remarks>
 public sealed class DiscoveryTests(RegistryFixture fixture) : DiscoveryTestsBase(fixture), IClassFixture<RegistryFixture>;
 
-/// <summary>
-/// The Content Discovery workflow: spec "Listing Tags", "Listing Referrers", and the historical _catalog. What every registry target must do: one server, and the scale-out stack
-/// (<c>Stack.ScaleOutDiscoveryTests</c>, through the proxy in front of two replicas).
-/// </summary>
+/// <summary>The Content Discovery workflow: spec "Listing Tags", "Listing Referrers", and the historical _catalog.</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="DiscoveryTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutDiscoveryTests</c>).
+/// </remarks>
 public abstract class DiscoveryTestsBase(IRegistryTarget registry)
 {
     private const string AnnotationKey = "org.opencontainers.conformance.test";

@@ -4,13 +4,15 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>Spec "Error Codes": every failure is <c>{"errors":[{"code":..,"message":..}]}</c> with the right code and status. Against one in-process server.</summary>
+/// <summary>Spec "Error Codes": every failure is <c>{"errors":[{"code":..,"message":..}]}</c> with the right code and status.</summary>
+/// <remarks>Against one in-process server.</remarks>
 public sealed class ErrorTests(RegistryFixture fixture) : ErrorTestsBase(fixture), IClassFixture<RegistryFixture>;
 
-/// <summary>
-/// Spec "Error Codes": every failure is <c>{"errors":[{"code":..,"message":..}]}</c> with the right code and status. What every registry target must do: one server, and the scale-out stack
-/// (<c>Stack.ScaleOutErrorTests</c>, through the proxy in front of two replicas).
-/// </summary>
+/// <summary>Spec "Error Codes": every failure is <c>{"errors":[{"code":..,"message":..}]}</c> with the right code and status.</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="ErrorTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutErrorTests</c>).
+/// </remarks>
 public abstract class ErrorTestsBase(IRegistryTarget registry)
 {
     private readonly HttpClient _client = registry.Client;

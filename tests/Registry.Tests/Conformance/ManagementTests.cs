@@ -3,13 +3,15 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>The Content Management workflow: spec "Deleting tags", "Deleting Manifests", "Deleting Blobs". Against one in-process server.</summary>
+/// <summary>The Content Management workflow: spec "Deleting tags", "Deleting Manifests", "Deleting Blobs".</summary>
+/// <remarks>Against one in-process server.</remarks>
 public sealed class ManagementTests(RegistryFixture fixture) : ManagementTestsBase(fixture), IClassFixture<RegistryFixture>;
 
-/// <summary>
-/// The Content Management workflow: spec "Deleting tags", "Deleting Manifests", "Deleting Blobs". What every registry target must do: one server, and the scale-out stack
-/// (<c>Stack.ScaleOutManagementTests</c>, through the proxy in front of two replicas).
-/// </summary>
+/// <summary>The Content Management workflow: spec "Deleting tags", "Deleting Manifests", "Deleting Blobs".</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="ManagementTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutManagementTests</c>).
+/// </remarks>
 public abstract class ManagementTestsBase(IRegistryTarget registry)
 {
     private readonly HttpClient _client = registry.Client;

@@ -4,13 +4,15 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>The Pull workflow: spec "Pulling manifests", "Pulling blobs", "Checking if content exists". Against one in-process server.</summary>
+/// <summary>The Pull workflow: spec "Pulling manifests", "Pulling blobs", "Checking if content exists".</summary>
+/// <remarks>Against one in-process server.</remarks>
 public sealed class PullTests(RegistryFixture fixture) : PullTestsBase(fixture), IClassFixture<RegistryFixture>;
 
-/// <summary>
-/// The Pull workflow: spec "Pulling manifests", "Pulling blobs", "Checking if content exists". What every registry target must do: one server, and the scale-out stack
-/// (<c>Stack.ScaleOutPullTests</c>, through the proxy in front of two replicas).
-/// </summary>
+/// <summary>The Pull workflow: spec "Pulling manifests", "Pulling blobs", "Checking if content exists".</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="PullTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutPullTests</c>).
+/// </remarks>
 public abstract class PullTestsBase(IRegistryTarget registry)
 {
     private readonly HttpClient _client = registry.Client;

@@ -3,13 +3,15 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Conformance;
 
-/// <summary>The Push workflow: spec "Pushing blobs" (monolithic, chunked, mount) and "Pushing Manifests". Against one in-process server.</summary>
+/// <summary>The Push workflow: spec "Pushing blobs" (monolithic, chunked, mount) and "Pushing Manifests".</summary>
+/// <remarks>Against one in-process server.</remarks>
 public sealed class PushTests(RegistryFixture fixture) : PushTestsBase(fixture), IClassFixture<RegistryFixture>;
 
-/// <summary>
-/// The Push workflow: spec "Pushing blobs" (monolithic, chunked, mount) and "Pushing Manifests". What every registry target must do: one server, and the scale-out stack
-/// (<c>Stack.ScaleOutPushTests</c>, through the proxy in front of two replicas).
-/// </summary>
+/// <summary>The Push workflow: spec "Pushing blobs" (monolithic, chunked, mount) and "Pushing Manifests".</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="PushTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutPushTests</c>).
+/// </remarks>
 public abstract class PushTestsBase(IRegistryTarget registry)
 {
     private readonly HttpClient _client = registry.Client;

@@ -1,4 +1,7 @@
+using System.Globalization;
+using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Sockets;
 using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Stack;
@@ -79,7 +82,7 @@ public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
         _proxy = new StackScript("nginx", new Dictionary<string, string>
         {
             ["REGISTRY_STACK_DIR"] = Path.Combine(stackRoot, _stateDir),
-            ["PROXY_PORT"] = CrashHarness.ServerProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["PROXY_PORT"] = CrashHarness.ServerProcess.FreePort().ToString(CultureInfo.InvariantCulture),
             ["PROXY_UPSTREAMS"] = string.Join(' ', replicas.Select(r => r.HostPort)),
         });
         var exports = await _proxy.StartAsync();
@@ -89,18 +92,18 @@ public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
     }
 
     /// <summary>A client of the proxy; with <paramref name="from"/>, its connections come from that loopback address.</summary>
-    public HttpClient CreateClient(System.Net.IPAddress? from = null)
+    public HttpClient CreateClient(IPAddress? from = null)
     {
         var handler = new SocketsHttpHandler { AllowAutoRedirect = false };
         if (from is not null)
             handler.ConnectCallback = async (context, ct) =>
             {
-                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
                 try
                 {
-                    socket.Bind(new System.Net.IPEndPoint(from, 0));
+                    socket.Bind(new IPEndPoint(from, 0));
                     await socket.ConnectAsync(context.DnsEndPoint, ct);
-                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                    return new NetworkStream(socket, ownsSocket: true);
                 }
                 catch
                 {
