@@ -78,10 +78,9 @@ public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
         var replicas = starts.Select(t => t.Result).ToList();
         Replicas = replicas;
 
-        var stackRoot = Environment.GetEnvironmentVariable("REGISTRY_STACK_DIR") is { Length: > 0 } root ? root : "/work/stack";
         _proxy = new StackScript("nginx", new Dictionary<string, string>
         {
-            ["REGISTRY_STACK_DIR"] = Path.Combine(stackRoot, _stateDir),
+            ["REGISTRY_STACK_DIR"] = StateRoot,
             ["PROXY_PORT"] = CrashHarness.ServerProcess.FreePort().ToString(CultureInfo.InvariantCulture),
             ["PROXY_UPSTREAMS"] = string.Join(' ', replicas.Select(r => r.HostPort)),
         });
@@ -124,7 +123,12 @@ public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
         Client?.Dispose();
         try
         {
-            if (_proxy is not null) await _proxy.StopAsync();
+            if (_proxy is not null)
+            {
+                await _proxy.StopAsync();
+                // nginx.sh wipes its own dir; the root this stack gave it is left empty
+                try { Directory.Delete(StateRoot); } catch (IOException) { }
+            }
         }
         finally
         {
@@ -138,6 +142,9 @@ public sealed class ScaleOutStack : IAsyncLifetime, IRegistryTarget
             }
         }
     }
+
+    private string StateRoot => Path.Combine(
+        Environment.GetEnvironmentVariable("REGISTRY_STACK_DIR") is { Length: > 0 } root ? root : "/work/stack", _stateDir);
 
     /// <summary>The replicas that served the requests whose target contains <paramref name="marker"/>, in log order.</summary>
     public Task<IReadOnlyList<string>> UpstreamsOfAsync(string marker, int count) =>
