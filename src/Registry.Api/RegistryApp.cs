@@ -74,6 +74,7 @@ public static class RegistryApp
         builder.Services.AddSingleton<RegistryServices>();
         builder.Services.AddSingleton<ManifestCache>();
         builder.Services.AddRegistryAuth(builder.Configuration);
+        builder.Services.AddForwardedClients();
         builder.Services.AddSingleton<ExtensionRouter>();
 
         // Extensions: one line each (docs/extensions/).
@@ -96,6 +97,7 @@ public static class RegistryApp
             var trimmer = IdleMemoryTrimmer.Start(app.Services.GetRequiredService<TimeProvider>());
             app.Lifetime.ApplicationStopping.Register(trimmer.Dispose);
         });
+        app.UseForwardedHeaders();
         app.UseRequestTelemetry();
         app.UseRegistryErrors();
         app.UseMetricsEndpoint();

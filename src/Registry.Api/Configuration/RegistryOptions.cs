@@ -86,6 +86,28 @@ public sealed class RegistryOptions
         /// URLs the registry hands out (discovery document links) are built from it instead of the Host header.
         /// </summary>
         public string? PublicUrl { get; set; }
+
+        /// <summary>
+        /// Load balancers and proxies (<c>;</c>-separated addresses or CIDR networks) whose <c>X-Forwarded-For</c>
+        /// names the client: a request from one of them counts as the client's own (per-client upload sessions,
+        /// login throttling, logs), not as the proxy's, which would make every client behind it one. Default:
+        /// loopback, a proxy on the same host. Empty: no proxy is believed.
+        /// </summary>
+        public string TrustedProxies { get; set; } = "127.0.0.0/8;::1";
+
+        internal IReadOnlyList<string> TrustedProxyList =>
+            TrustedProxies.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+        /// <summary>An address (one host) or a CIDR network, e.g. <c>10.0.0.7</c>, <c>10.0.0.0/8</c>, <c>fd00::/8</c>.</summary>
+        internal static bool TryParseProxy(string text, out System.Net.IPNetwork network)
+        {
+            if (text.Contains('/')) return System.Net.IPNetwork.TryParse(text, out network);
+            network = default;
+            if (!System.Net.IPAddress.TryParse(text, out var address)) return false;
+            network = new System.Net.IPNetwork(address,
+                address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 128 : 32);
+            return true;
+        }
     }
 
     public GarbageCollectionSettings Gc { get; set; } = new();
@@ -230,6 +252,8 @@ internal sealed class RegistryOptionsValidator(string? urls) : IValidateOptions<
         if (options.Http.PublicUrl is { Length: > 0 } publicUrl
             && (!Uri.TryCreate(publicUrl, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")))
             errors.Add($"Registry:Http:PublicUrl must be an absolute http or https URL (got '{publicUrl}').");
+        foreach (var proxy in options.Http.TrustedProxyList.Where(p => !RegistryOptions.HttpSettings.TryParseProxy(p, out _)))
+            errors.Add($"Registry:Http:TrustedProxies: '{proxy}' is not an IP address or a CIDR network (e.g. 10.0.0.7 or 10.0.0.0/8).");
         if (options.Uploads.Expiry <= TimeSpan.Zero)
             errors.Add("Registry:Uploads:Expiry must be positive (e.g. 24:00:00).");
         if (options.Manifests.MaxSize < 4 * 1024 * 1024)

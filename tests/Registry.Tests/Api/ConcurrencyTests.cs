@@ -5,9 +5,36 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Api;
 
-public class ConcurrencyTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <summary>Concurrent pushes and pulls against one in-process server; the storage checks look at its folder.</summary>
+public sealed class ConcurrencyTests(RegistryFixture fixture) : ConcurrencyTestsBase(fixture), IClassFixture<RegistryFixture>
 {
-    private HttpClient Client => fixture.Client;
+    protected override Task ShouldBeStoredOnceAsync(string digest)
+    {
+        Directory.EnumerateFiles(Path.Combine(fixture.Server.StoragePath!, "blobs"), digest["sha256:".Length..], SearchOption.AllDirectories)
+            .Should().HaveCount(1);
+        return Task.CompletedTask;
+    }
+
+    protected override Task ShouldHoldNothingOfAsync(IReadOnlyList<Uri> sessions)
+    {
+        Directory.EnumerateFiles(Path.Combine(fixture.Server.StoragePath!, "uploads")).Should().BeEmpty();
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Concurrent pushes and pulls: what any registry target must survive (one server, and the scale-out stack, where the
+/// concurrent requests are spread over both replicas: <c>Stack.ScaleOutConcurrencyTests</c>).
+/// </summary>
+public abstract class ConcurrencyTestsBase(IRegistryTarget registry)
+{
+    private HttpClient Client => registry.Client;
+
+    /// <summary>The blob's bytes are stored once, however many repositories link it.</summary>
+    protected abstract Task ShouldBeStoredOnceAsync(string digest);
+
+    /// <summary>Nothing of these committed upload sessions is left in storage.</summary>
+    protected abstract Task ShouldHoldNothingOfAsync(IReadOnlyList<Uri> sessions);
 
     [Fact]
     public async Task The_same_blob_pushed_to_20_repositories_at_once_is_stored_once()
@@ -19,9 +46,7 @@ public class ConcurrencyTests(RegistryFixture fixture) : IClassFixture<RegistryF
 
         foreach (var repo in repos)
             (await Client.GetByteArrayAsync($"v2/{repo}/blobs/{Http.Sha256(data)}")).Should().Equal(data);
-        var hex = Http.Sha256(data)["sha256:".Length..];
-        Directory.EnumerateFiles(Path.Combine(fixture.Server.StoragePath!, "blobs"), hex, SearchOption.AllDirectories)
-            .Should().HaveCount(1);
+        await ShouldBeStoredOnceAsync(Http.Sha256(data));
     }
 
     [Fact]
@@ -44,9 +69,12 @@ public class ConcurrencyTests(RegistryFixture fixture) : IClassFixture<RegistryF
         var repo = RegistryFixture.NewRepo("parallel");
         var blobs = Enumerable.Range(0, 16).Select(_ => RandomNumberGenerator.GetBytes(700_000)).ToArray();
 
+        var sessions = new System.Collections.Concurrent.ConcurrentBag<Uri>();
+
         await Task.WhenAll(blobs.Select(async data =>
         {
             var location = await Client.StartUploadAsync(repo);
+            sessions.Add(location);
             for (var offset = 0; offset < data.Length; offset += 100_000)
             {
                 var patch = await Client.PatchAsync(location, Http.Chunk(data[offset..Math.Min(data.Length, offset + 100_000)], offset));
@@ -58,7 +86,7 @@ public class ConcurrencyTests(RegistryFixture fixture) : IClassFixture<RegistryF
 
         foreach (var data in blobs)
             (await Client.GetByteArrayAsync($"v2/{repo}/blobs/{Http.Sha256(data)}")).Should().Equal(data);
-        Directory.EnumerateFiles(Path.Combine(fixture.Server.StoragePath!, "uploads")).Should().BeEmpty();
+        await ShouldHoldNothingOfAsync([.. sessions]);
     }
 
     [Fact]

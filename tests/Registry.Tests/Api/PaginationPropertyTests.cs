@@ -7,9 +7,17 @@ namespace Registry.Tests.Api;
 /// Property: following the <c>Link</c> header from the first page, whatever the page size, yields every tag (and
 /// every repository) exactly once, in lexical order, and the last page has no link.
 /// </summary>
-public class PaginationPropertyTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <remarks>Against one in-process server.</remarks>
+public sealed class PaginationPropertyTests(RegistryFixture fixture) : PaginationPropertyTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>
+/// Property: following the <c>Link</c> header from the first page, whatever the page size, yields every tag (and
+/// every repository) exactly once, in lexical order, and the last page has no link.
+/// </summary>
+/// <remarks>Against one server, and through the scale-out stack's proxy (<c>Stack.ScaleOutPaginationPropertyTests</c>).</remarks>
+public abstract class PaginationPropertyTestsBase(IRegistryTarget registry)
 {
-    private HttpClient Client => fixture.Client;
+    private HttpClient Client => registry.Client;
 
     private async Task<List<string>> WalkAsync(string first, string property)
     {

@@ -8,13 +8,26 @@ namespace Registry.Tests.Clients;
 /// uncompressed and compress them again on push, so the uploads are streams of unknown length (chunked PATCH) and
 /// the pushed layer digests are new; the config and the uncompressed tars must still be exactly those built.
 /// </summary>
-public sealed class PodmanTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>, IDisposable
+/// <remarks>Against one in-process server.</remarks>
+public sealed class PodmanTests(RegistryFixture fixture) : PodmanTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>
+/// podman and buildah push from and pull into their own local storage (vfs, in a temp folder). They store layers
+/// uncompressed and compress them again on push, so the uploads are streams of unknown length (chunked PATCH) and
+/// the pushed layer digests are new; the config and the uncompressed tars must still be exactly those built.
+/// </summary>
+/// <remarks>Run against one server and against the scale-out stack (<c>Stack.ScaleOutPodmanTests</c>).</remarks>
+public abstract class PodmanTestsBase(IRegistryTarget registry) : IDisposable
 {
     private readonly TempDir _temp = new();
-    private string Host => fixture.Server.HostPort;
+    private string Host => registry.HostPort;
     private Skopeo Skopeo => new(_temp.Path);
 
-    public void Dispose() => _temp.Dispose();
+    public void Dispose()
+    {
+        _temp.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     [Fact]
     public async Task Podman_pushes_and_pulls_an_image_whose_config_and_files_survive()
@@ -142,6 +155,56 @@ public sealed class PodmanTests(RegistryFixture fixture) : IClassFixture<Registr
         var bundle = _temp.Sub("bundle");
         await Cli.RunAsync("umoci", ["unpack", "--image", $"{back}:built", bundle]);
         RootFs.ShouldEqual(Path.Combine(bundle, "rootfs"), expected);
+    }
+
+    [Fact]
+    public async Task Buildah_builds_an_image_from_scratch_pushes_it_and_pulls_it_back_into_fresh_storage()
+    {
+        var remote = $"{Host}/{RegistryFixture.NewRepo("clients")}:scratch";
+        var files = new Dictionary<string, byte[]>
+        {
+            ["app/data.bin"] = System.Security.Cryptography.RandomNumberGenerator.GetBytes(300_000),
+            ["etc/motd"] = "built from scratch by buildah\n"u8.ToArray(),
+        };
+        string built, pushed;
+        using (var storage = new ContainerStorage())
+        {
+            var policy = new[] { "--signature-policy", storage.PolicyPath };
+            var container = (await storage.BuildahAsync("from", "scratch")).Stdout.Trim();
+            foreach (var (path, content) in files)
+            {
+                var source = storage.Sub(Path.GetFileName(path));
+                await File.WriteAllBytesAsync(source, content);
+                await storage.BuildahAsync("copy", container, source, "/" + path);
+            }
+            await storage.BuildahAsync("config", "--label", "built-by=buildah", "--cmd", "/app/run", container);
+            built = (await storage.BuildahAsync(["commit", .. policy, "--format", "oci", container, "localhost/scratch:v1"]))
+                .Stdout.Trim().Split('\n')[^1];
+            await storage.BuildahAsync("rm", container);
+            var digestFile = storage.Sub("digest");
+            await storage.BuildahAsync(["push", .. policy, "--tls-verify=false", "--digestfile", digestFile, built, $"docker://{remote}"]);
+            pushed = File.ReadAllText(digestFile).Trim();
+        }
+
+        using var fresh = new ContainerStorage();
+        var pulled = await fresh.BuildahAsync("pull", "--signature-policy", fresh.PolicyPath, "--tls-verify=false", $"docker://{remote}");
+
+        pulled.Stdout.Trim().Split('\n')[^1].Should().Be(built, "the image id is the config digest, which the push keeps");
+        Http.Sha256(await Skopeo.RawManifestAsync($"docker://{remote}")).Should().Be(pushed);
+        var inspect = await fresh.BuildahAsync("inspect", "--type", "image", built);
+        using (var json = JsonDocument.Parse(inspect.Stdout))
+            json.RootElement.GetProperty("OCIv1").GetProperty("config").GetProperty("Labels").GetProperty("built-by")
+                .GetString().Should().Be("buildah");
+        var working = (await fresh.BuildahAsync("from", "--pull-never", built)).Stdout.Trim();
+        var mount = (await fresh.BuildahAsync("mount", working)).Stdout.Trim();
+        try
+        {
+            RootFs.ShouldEqual(mount, files);
+        }
+        finally
+        {
+            await fresh.BuildahAsync("umount", working);
+        }
     }
 
     /// <summary>The pushed image has the built config byte for byte and layers that decompress to the built tars.</summary>

@@ -5,12 +5,21 @@ using Registry.Tests.Infrastructure;
 namespace Registry.Tests.Clients;
 
 /// <summary>skopeo pushes, copies, inspects, lists, pulls and deletes images built from scratch, byte for byte.</summary>
-public sealed class SkopeoTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>, IDisposable
+/// <remarks>Against one in-process server.</remarks>
+public sealed class SkopeoTests(RegistryFixture fixture) : SkopeoTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>skopeo pushes, copies, inspects, lists, pulls and deletes images built from scratch, byte for byte.</summary>
+/// <remarks>Run against one server and against the scale-out stack (<c>Stack.ScaleOutSkopeoTests</c>).</remarks>
+public abstract class SkopeoTestsBase(IRegistryTarget registry) : IDisposable
 {
     private readonly TempDir _temp = new();
-    private string Host => fixture.Server.HostPort;
+    private string Host => registry.HostPort;
 
-    public void Dispose() => _temp.Dispose();
+    public void Dispose()
+    {
+        _temp.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     private Skopeo Skopeo => new(_temp.Path);
 

@@ -3,13 +3,22 @@ using Registry.Tests.Infrastructure;
 namespace Registry.Tests.Clients;
 
 /// <summary>umoci reads what skopeo pulled back: the layout is valid and unpacks to the files that were built.</summary>
-public sealed class UmociTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>, IDisposable
+/// <remarks>Against one in-process server.</remarks>
+public sealed class UmociTests(RegistryFixture fixture) : UmociTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>umoci reads what skopeo pulled back: the layout is valid and unpacks to the files that were built.</summary>
+/// <remarks>Run against one server and against the scale-out stack (<c>Stack.ScaleOutUmociTests</c>).</remarks>
+public abstract class UmociTestsBase(IRegistryTarget registry) : IDisposable
 {
     private readonly TempDir _temp = new();
-    private string Host => fixture.Server.HostPort;
+    private string Host => registry.HostPort;
     private Skopeo Skopeo => new(_temp.Path);
 
-    public void Dispose() => _temp.Dispose();
+    public void Dispose()
+    {
+        _temp.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     [Fact]
     public async Task Umoci_unpacks_a_pulled_back_image_into_exactly_the_files_that_were_built()

@@ -5,10 +5,18 @@ using Registry.Tests.Infrastructure;
 namespace Registry.Tests.Conformance;
 
 /// <summary>The Content Discovery workflow: spec "Listing Tags", "Listing Referrers", and the historical _catalog.</summary>
-public class DiscoveryTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <remarks>Against one in-process server.</remarks>
+public sealed class DiscoveryTests(RegistryFixture fixture) : DiscoveryTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>The Content Discovery workflow: spec "Listing Tags", "Listing Referrers", and the historical _catalog.</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="DiscoveryTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutDiscoveryTests</c>).
+/// </remarks>
+public abstract class DiscoveryTestsBase(IRegistryTarget registry)
 {
     private const string AnnotationKey = "org.opencontainers.conformance.test";
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     /// <summary>One image pushed under each tag, given out of order so that the server has to sort.</summary>
     private async Task<string> RepoWithTagsAsync(params string[] tags)

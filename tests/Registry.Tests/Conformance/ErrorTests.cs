@@ -5,9 +5,17 @@ using Registry.Tests.Infrastructure;
 namespace Registry.Tests.Conformance;
 
 /// <summary>Spec "Error Codes": every failure is <c>{"errors":[{"code":..,"message":..}]}</c> with the right code and status.</summary>
-public class ErrorTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <remarks>Against one in-process server.</remarks>
+public sealed class ErrorTests(RegistryFixture fixture) : ErrorTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>Spec "Error Codes": every failure is <c>{"errors":[{"code":..,"message":..}]}</c> with the right code and status.</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="ErrorTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutErrorTests</c>).
+/// </remarks>
+public abstract class ErrorTestsBase(IRegistryTarget registry)
 {
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     // ---- names ----
 

@@ -4,9 +4,17 @@ using Registry.Tests.Infrastructure;
 namespace Registry.Tests.Conformance;
 
 /// <summary>The Content Management workflow: spec "Deleting tags", "Deleting Manifests", "Deleting Blobs".</summary>
-public class ManagementTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <remarks>Against one in-process server.</remarks>
+public sealed class ManagementTests(RegistryFixture fixture) : ManagementTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>The Content Management workflow: spec "Deleting tags", "Deleting Manifests", "Deleting Blobs".</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="ManagementTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutManagementTests</c>).
+/// </remarks>
+public abstract class ManagementTestsBase(IRegistryTarget registry)
 {
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     [Fact]
     public async Task Delete_manifest_by_digest_returns_202_and_it_is_gone()

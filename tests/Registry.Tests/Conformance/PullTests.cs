@@ -5,9 +5,17 @@ using Registry.Tests.Infrastructure;
 namespace Registry.Tests.Conformance;
 
 /// <summary>The Pull workflow: spec "Pulling manifests", "Pulling blobs", "Checking if content exists".</summary>
-public class PullTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <remarks>Against one in-process server.</remarks>
+public sealed class PullTests(RegistryFixture fixture) : PullTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>The Pull workflow: spec "Pulling manifests", "Pulling blobs", "Checking if content exists".</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="PullTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutPullTests</c>).
+/// </remarks>
+public abstract class PullTestsBase(IRegistryTarget registry)
 {
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     [Fact]
     public async Task Base_endpoint_returns_200_with_api_version_header()

@@ -4,9 +4,17 @@ using Registry.Tests.Infrastructure;
 namespace Registry.Tests.Conformance;
 
 /// <summary>The Push workflow: spec "Pushing blobs" (monolithic, chunked, mount) and "Pushing Manifests".</summary>
-public class PushTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <remarks>Against one in-process server.</remarks>
+public sealed class PushTests(RegistryFixture fixture) : PushTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>The Push workflow: spec "Pushing blobs" (monolithic, chunked, mount) and "Pushing Manifests".</summary>
+/// <remarks>
+/// What every registry target must do: one server (<see cref="PushTests"/>) and the scale-out stack through its
+/// proxy in front of two replicas (<c>Stack.ScaleOutPushTests</c>).
+/// </remarks>
+public abstract class PushTestsBase(IRegistryTarget registry)
 {
-    private readonly HttpClient _client = fixture.Client;
+    private readonly HttpClient _client = registry.Client;
 
     private async Task<bool> BlobExistsAsync(string repo, string digest) =>
         (await _client.SendAsync(HttpMethod.Head, $"v2/{repo}/blobs/{digest}")).StatusCode == HttpStatusCode.OK;

@@ -8,7 +8,7 @@ public class EventsTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
-    private static async Task Eventually(Func<bool> condition, string what)
+    internal static async Task Eventually(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + Patience;
         while (!condition())
@@ -18,7 +18,7 @@ public class EventsTests
         }
     }
 
-    private static Dictionary<string, string?> WebhookSettings(WebhookReceiver receiver, string? repositories = null) => new()
+    internal static Dictionary<string, string?> WebhookSettings(WebhookReceiver receiver, string? repositories = null) => new()
     {
         ["Registry:Extensions:Events:Webhooks:0:Name"] = "test",
         ["Registry:Extensions:Events:Webhooks:0:Url"] = receiver.Url,
@@ -161,9 +161,9 @@ public class EventsTests
         }
     }
 
-    private sealed record ServerEvent(long Id, string Action, JsonElement Data);
+    internal sealed record ServerEvent(long Id, string Action, JsonElement Data);
 
-    private sealed class EventStream(HttpResponseMessage response, StreamReader reader) : IDisposable
+    internal sealed class EventStream(HttpResponseMessage response, StreamReader reader) : IDisposable
     {
         public async Task<List<ServerEvent>> ReadAsync(int count)
         {
@@ -189,7 +189,7 @@ public class EventsTests
         }
     }
 
-    private static async Task<EventStream> OpenStreamAsync(HttpClient client, string query, long? lastEventId = null)
+    internal static async Task<EventStream> OpenStreamAsync(HttpClient client, string query, long? lastEventId = null)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, $"v2/_registry/events/stream{query}");
         if (lastEventId is { } id) request.Headers.Add("Last-Event-ID", id.ToString());

@@ -3,9 +3,15 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Extensions;
 
-public class SearchTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <summary>The repository search extension (<c>_registry/search/repositories</c>).</summary>
+/// <remarks>Against one in-process server.</remarks>
+public sealed class SearchTests(RegistryFixture fixture) : SearchTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>The repository search extension (<c>_registry/search/repositories</c>).</summary>
+/// <remarks>Against one server, and through the scale-out stack's proxy (<c>Stack.ScaleOutSearchTests</c>).</remarks>
+public abstract class SearchTestsBase(IRegistryTarget registry)
 {
-    private HttpClient Client => fixture.Client;
+    private HttpClient Client => registry.Client;
 
     private async Task<string[]> NamesAsync(string query)
     {

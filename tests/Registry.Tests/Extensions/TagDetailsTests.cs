@@ -4,9 +4,15 @@ using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Extensions;
 
-public class TagDetailsTests(RegistryFixture fixture) : IClassFixture<RegistryFixture>
+/// <summary>The tag details extension (<c>_registry/tags</c>).</summary>
+/// <remarks>Against one in-process server.</remarks>
+public sealed class TagDetailsTests(RegistryFixture fixture) : TagDetailsTestsBase(fixture), IClassFixture<RegistryFixture>;
+
+/// <summary>The tag details extension (<c>_registry/tags</c>).</summary>
+/// <remarks>Against one server, and through the scale-out stack's proxy (<c>Stack.ScaleOutTagDetailsTests</c>).</remarks>
+public abstract class TagDetailsTestsBase(IRegistryTarget registry)
 {
-    private HttpClient Client => fixture.Client;
+    private HttpClient Client => registry.Client;
 
     private async Task<Dictionary<string, JsonElement>> DetailsAsync(string repo, string query = "")
     {

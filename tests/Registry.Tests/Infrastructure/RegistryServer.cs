@@ -127,11 +127,26 @@ public sealed class RegistryServer : IAsyncDisposable
     }
 }
 
+/// <summary>
+/// The registry a conformance or client test class talks to, whatever runs behind it: one in-process server
+/// (<see cref="RegistryFixture"/>) or the scale-out stack's proxy in front of two replicas
+/// (<see cref="Stack.ScaleOutStack"/>). Tests that take this see only HTTP, never a server's internals.
+/// </summary>
+public interface IRegistryTarget
+{
+    /// <summary>A client whose base address is the registry's root (redirects not followed).</summary>
+    HttpClient Client { get; }
+
+    /// <summary>"127.0.0.1:port", the form skopeo and podman take.</summary>
+    string HostPort { get; }
+}
+
 /// <summary>One server shared by the tests of a class; each test uses its own repository names.</summary>
-public sealed class RegistryFixture : IAsyncLifetime
+public sealed class RegistryFixture : IAsyncLifetime, IRegistryTarget
 {
     public RegistryServer Server { get; private set; } = null!;
     public HttpClient Client { get; private set; } = null!;
+    public string HostPort => Server.HostPort;
 
     public async Task InitializeAsync()
     {

@@ -9,13 +9,18 @@ namespace Registry.Tests.Stack;
 /// once per test run for every test in the "Ceph" collection and stopped at the end by the script's <c>stop</c>.
 /// If the script fails, every test of the collection fails with its stderr.
 /// </summary>
+/// <remarks>
+/// The script owns one state dir, so one cluster serves every fixture that needs Ceph (this collection's, and the
+/// scale-out stack's, which makes one of these itself): the first to start runs <c>start</c>, the last to stop runs
+/// <c>stop</c>.
+/// </remarks>
 public sealed class CephStack : IAsyncLifetime
 {
-    private readonly StackScript _script = new("ceph", new Dictionary<string, string>
-    {
-        ["S3_PORT"] = StackScript.PortFromEnvironment("S3_PORT"),
-        ["S3_MON_PORT"] = StackScript.PortFromEnvironment("S3_MON_PORT"),
-    });
+    private static readonly SemaphoreSlim Shared = new(1, 1);
+    private static StackScript? _script;
+    private static IReadOnlyDictionary<string, string>? _exports;
+    private static int _holders;
+    private bool _holding;
 
     public Uri Endpoint { get; private set; } = null!;
     public string AccessKey { get; private set; } = "";
@@ -25,7 +30,27 @@ public sealed class CephStack : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var exports = await _script.StartAsync();
+        IReadOnlyDictionary<string, string> exports;
+        await Shared.WaitAsync();
+        try
+        {
+            if (_holders == 0)
+            {
+                _script = new StackScript("ceph", new Dictionary<string, string>
+                {
+                    ["S3_PORT"] = StackScript.PortFromEnvironment("S3_PORT"),
+                    ["S3_MON_PORT"] = StackScript.PortFromEnvironment("S3_MON_PORT"),
+                });
+                _exports = await _script.StartAsync();
+            }
+            _holders++;
+            _holding = true;
+            exports = _exports!;
+        }
+        finally
+        {
+            Shared.Release();
+        }
         Endpoint = new Uri(exports["S3_ENDPOINT"]);
         AccessKey = exports["S3_ACCESS_KEY"];
         SecretKey = exports["S3_SECRET_KEY"];
@@ -33,7 +58,26 @@ public sealed class CephStack : IAsyncLifetime
         Region = exports["S3_REGION"];
     }
 
-    public Task DisposeAsync() => _script.StopAsync();
+    public async Task DisposeAsync()
+    {
+        if (!_holding) return;
+        _holding = false;
+        await Shared.WaitAsync();
+        try
+        {
+            if (--_holders == 0)
+            {
+                var script = _script!;
+                _script = null;
+                _exports = null;
+                await script.StopAsync();
+            }
+        }
+        finally
+        {
+            Shared.Release();
+        }
+    }
 
     /// <summary>The registry's S3 settings for this Ceph's bucket, under a key prefix no other test uses.</summary>
     public S3Settings NewSettings() => new()

@@ -65,12 +65,15 @@ public sealed class ProxyStack : IAsyncLifetime
     /// <paramref name="marker"/>, in log order; waits until <paramref name="count"/> of them are logged, since nginx
     /// writes a line only after the response has gone out.
     /// </summary>
-    public async Task<IReadOnlyList<string>> UpstreamsOfAsync(string marker, int count)
+    public Task<IReadOnlyList<string>> UpstreamsOfAsync(string marker, int count) => UpstreamsOfAsync(AccessLog, marker, count);
+
+    /// <summary>The same, from the access log of any proxy that nginx.sh started.</summary>
+    public static async Task<IReadOnlyList<string>> UpstreamsOfAsync(string accessLog, string marker, int count)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (true)
         {
-            var upstreams = (await File.ReadAllLinesAsync(AccessLog))
+            var upstreams = (await File.ReadAllLinesAsync(accessLog))
                 .Where(line => line.Contains(marker, StringComparison.Ordinal))
                 .Select(line => line.Split(' ').Single(f => f.StartsWith("upstream=", StringComparison.Ordinal))["upstream=".Length..])
                 .ToList();

@@ -7,9 +7,10 @@ using Registry.Tests.Infrastructure;
 namespace Registry.Tests.Stack;
 
 /// <summary>
-/// The stack's nginx in front of two replicas: how it spreads requests and how it carries big blobs. The replicas
-/// do not share storage yet, so a blob push here is the single-request form (POST ?digest= with the body): a
-/// POST + PUT pair would reach the two replicas in turn, and the second would not know the first's session.
+/// The stack's nginx in front of two replicas: how it spreads requests and how it carries big blobs. These replicas
+/// do not share storage (those of <see cref="ScaleOutStack"/> do), so a blob push here is the single-request form
+/// (POST ?digest= with the body): a POST + PUT pair would reach the two replicas in turn, and the second would not
+/// know the first's session.
 /// </summary>
 [Collection(ProxyCollection.Name)]
 public sealed class ProxyTests(ProxyStack proxy) : IDisposable

@@ -69,6 +69,25 @@ public sealed class S3BlobStoreTests(CephStack ceph) : IDisposable
     }
 
     [Fact]
+    public async Task A_replica_keeps_nothing_for_a_session_whose_last_request_another_replica_took()
+    {
+        // Round-robin: the first replica appends and answers a status, the second appends and commits.
+        var (first, _) = NewStore();
+        var (second, _) = NewStore();
+        var id = UploadId.New();
+        var data = RandomNumberGenerator.GetBytes(3000);
+        await first.CreateUploadAsync(id, default);
+        (await first.AppendAsync(id, 0, Body(data[..1000]), 1000, default)).Should().Be(new AppendResult(AppendStatus.Appended, 1000));
+        (await first.GetUploadSizeAsync(id, default)).Should().Be(1000);
+        (await second.AppendAsync(id, 1000, Body(data[1000..]), 2000, default)).Should().Be(new AppendResult(AppendStatus.Appended, 3000));
+
+        (await second.CommitAsync(id, DigestOf(data), 3000, default)).Status.Should().Be(CommitStatus.Committed);
+
+        first.SessionsInProgress.Should().Be(0, "a replica that never sees the commit must not keep the session's gate");
+        second.SessionsInProgress.Should().Be(0);
+    }
+
+    [Fact]
     public async Task Purging_aborts_the_multipart_upload_of_a_cut_off_append_and_keeps_live_sessions()
     {
         var (store, bucket) = NewStore();

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net;
 using System.Security.Cryptography;
@@ -50,7 +49,7 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
     private readonly IUploadSessionStore _sessions;
     private readonly int _partSize;
     private readonly long _maxSingleCopy;
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new();
+    private readonly SessionGates _gates = new();
     private readonly System.Buffers.ArrayPool<byte> _buffers;
 
     /// <param name="partSize">Bytes per part (and per buffer held by one request in flight); at least 5 MiB.</param>
@@ -192,21 +191,17 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
     {
         // An append in progress on this replica is waited for (it may yet fail); one on another replica has not
         // committed its state, so the size read is the one before it.
-        if (_locks.TryGetValue(id.Value, out var gate))
-        {
-            await gate.WaitAsync(ct);
-            gate.Release();
-        }
+        await _gates.WaitIdleAsync(id.Value, ct);
         return (await _sessions.GetAsync(id, ct))?.State.Size;
     }
 
-    private SemaphoreSlim Gate(UploadId id) => _locks.GetOrAdd(id.Value, static _ => new SemaphoreSlim(1, 1));
+    /// <summary>Sessions this replica has a request of in progress (the rest of the time it keeps nothing per session).</summary>
+    internal int SessionsInProgress => _gates.Count;
 
     public async ValueTask<AppendResult> AppendAsync(UploadId id, long? offset, PipeReader body, long? expectedLength,
         CancellationToken ct)
     {
-        var gate = Gate(id);
-        await gate.WaitAsync(ct);
+        using var gate = await _gates.EnterAsync(id.Value, ct);
         byte[]? buffer = null;
         string? newTail = null;
         try
@@ -286,7 +281,6 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
         {
             if (buffer is not null) _buffers.Return(buffer);
             if (newTail is not null) await DeleteQuietlyAsync(newTail);
-            gate.Release();
         }
     }
 
@@ -349,97 +343,88 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
 
     public async ValueTask<CommitResult> CommitAsync(UploadId id, Digest expected, long? expectedSize, CancellationToken ct)
     {
-        var gate = Gate(id);
-        await gate.WaitAsync(ct);
-        try
+        using var gate = await _gates.EnterAsync(id.Value, ct);
+        if (await _sessions.GetAsync(id, ct) is not { } loaded) return new CommitResult(CommitStatus.UnknownSession, 0);
+        var state = loaded.State;
+        if (expectedSize is { } s && s != state.Size)
         {
-            if (await _sessions.GetAsync(id, ct) is not { } loaded) return new CommitResult(CommitStatus.UnknownSession, 0);
-            var state = loaded.State;
-            if (expectedSize is { } s && s != state.Size)
+            await DiscardAsync(id, state, ct);
+            return new CommitResult(CommitStatus.SizeMismatch, state.Size);
+        }
+        if (expected.Algorithm == DigestAlgorithm.Sha256
+            && Digest.FromHash(DigestAlgorithm.Sha256, Sha256State.Import(state.HashState).GetCurrentHash()) != expected)
+        {
+            await DiscardAsync(id, state, ct);
+            return new CommitResult(CommitStatus.DigestMismatch, state.Size);
+        }
+        var key = _bucket.BlobKey(expected);
+        if (expected.Algorithm == DigestAlgorithm.Sha256 && await _bucket.HeadAsync(key, ct) is not null)
+        {
+            await DiscardAsync(id, state, ct);
+            return new CommitResult(CommitStatus.Committed, state.Size);
+        }
+
+        // The session's bytes as one object: the tail object itself, or the multipart upload completed with the
+        // tail as its last part.
+        string? source = state.TailKey;
+        if (state.MultipartUploadId is not null
+            && (await _bucket.HeadAsync(_bucket.DataKey(id), ct))?.ContentLength == state.Size)
+        {
+            // Completed by an earlier attempt of this commit that failed before its copy.
+            source = _bucket.DataKey(id);
+        }
+        else if (state.MultipartUploadId is not null)
+        {
+            var writer = new MultipartWriter(_bucket, _bucket.DataKey(id), state.MultipartUploadId, state.Parts);
+            if (state.TailSize > 0)
             {
-                await DiscardAsync(id, state, ct);
-                return new CommitResult(CommitStatus.SizeMismatch, state.Size);
+                var buffer = _buffers.Rent(_partSize);
+                try
+                {
+                    // Gone: a cancel (or a discard after a digest mismatch) stopped halfway; finish it.
+                    if (await _bucket.ReadAllAsync(state.TailKey!, buffer.AsMemory(0, (int)state.TailSize), ct) is not { } read)
+                    {
+                        await DiscardAsync(id, state, ct);
+                        return new CommitResult(CommitStatus.UnknownSession, 0);
+                    }
+                    await writer.UploadPartAsync(buffer.AsMemory(0, read), ct);
+                }
+                finally
+                {
+                    _buffers.Return(buffer);
+                }
             }
-            if (expected.Algorithm == DigestAlgorithm.Sha256
-                && Digest.FromHash(DigestAlgorithm.Sha256, Sha256State.Import(state.HashState).GetCurrentHash()) != expected)
+            await writer.CompleteAsync(ct);
+            source = _bucket.DataKey(id);
+        }
+
+        if (expected.Algorithm != DigestAlgorithm.Sha256)
+        {
+            // Only sha256 state is kept while streaming; other algorithms are verified by reading the bytes back.
+            var actual = source is null ? Digest.Compute(expected.Algorithm, []) : await HashObjectAsync(source, state.Size, expected.Algorithm, ct);
+            if (actual != expected)
             {
                 await DiscardAsync(id, state, ct);
                 return new CommitResult(CommitStatus.DigestMismatch, state.Size);
             }
-            var key = _bucket.BlobKey(expected);
-            if (expected.Algorithm == DigestAlgorithm.Sha256 && await _bucket.HeadAsync(key, ct) is not null)
-            {
-                await DiscardAsync(id, state, ct);
-                return new CommitResult(CommitStatus.Committed, state.Size);
-            }
-
-            // The session's bytes as one object: the tail object itself, or the multipart upload completed with the
-            // tail as its last part.
-            string? source = state.TailKey;
-            if (state.MultipartUploadId is not null
-                && (await _bucket.HeadAsync(_bucket.DataKey(id), ct))?.ContentLength == state.Size)
-            {
-                // Completed by an earlier attempt of this commit that failed before its copy.
-                source = _bucket.DataKey(id);
-            }
-            else if (state.MultipartUploadId is not null)
-            {
-                var writer = new MultipartWriter(_bucket, _bucket.DataKey(id), state.MultipartUploadId, state.Parts);
-                if (state.TailSize > 0)
-                {
-                    var buffer = _buffers.Rent(_partSize);
-                    try
-                    {
-                        // Gone: a cancel (or a discard after a digest mismatch) stopped halfway; finish it.
-                        if (await _bucket.ReadAllAsync(state.TailKey!, buffer.AsMemory(0, (int)state.TailSize), ct) is not { } read)
-                        {
-                            await DiscardAsync(id, state, ct);
-                            return new CommitResult(CommitStatus.UnknownSession, 0);
-                        }
-                        await writer.UploadPartAsync(buffer.AsMemory(0, read), ct);
-                    }
-                    finally
-                    {
-                        _buffers.Return(buffer);
-                    }
-                }
-                await writer.CompleteAsync(ct);
-                source = _bucket.DataKey(id);
-            }
-
-            if (expected.Algorithm != DigestAlgorithm.Sha256)
-            {
-                // Only sha256 state is kept while streaming; other algorithms are verified by reading the bytes back.
-                var actual = source is null ? Digest.Compute(expected.Algorithm, []) : await HashObjectAsync(source, state.Size, expected.Algorithm, ct);
-                if (actual != expected)
-                {
-                    await DiscardAsync(id, state, ct);
-                    return new CommitResult(CommitStatus.DigestMismatch, state.Size);
-                }
-            }
-
-            if (source is null) await _bucket.PutAsync(key, ReadOnlyMemory<byte>.Empty, ct);
-            else if (await _bucket.HeadAsync(key, ct) is null)
-            {
-                try
-                {
-                    await CopyAsync(source, key, state.Size, ct);
-                }
-                catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && source == state.TailKey)
-                {
-                    // The tail is gone and the blob is not there: a cancel or discard stopped halfway; finish it.
-                    await DiscardAsync(id, state, ct);
-                    return new CommitResult(CommitStatus.UnknownSession, 0);
-                }
-            }
-            await DiscardAsync(id, state with { MultipartUploadId = null }, ct);
-            return new CommitResult(CommitStatus.Committed, state.Size);
         }
-        finally
+
+        if (source is null) await _bucket.PutAsync(key, ReadOnlyMemory<byte>.Empty, ct);
+        else if (await _bucket.HeadAsync(key, ct) is null)
         {
-            gate.Release();
-            _locks.TryRemove(id.Value, out _);
+            try
+            {
+                await CopyAsync(source, key, state.Size, ct);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && source == state.TailKey)
+            {
+                // The tail is gone and the blob is not there: a cancel or discard stopped halfway; finish it.
+                await DiscardAsync(id, state, ct);
+                return new CommitResult(CommitStatus.UnknownSession, 0);
+            }
         }
+        await DiscardAsync(id, state with { MultipartUploadId = null }, ct);
+        return new CommitResult(CommitStatus.Committed, state.Size);
     }
 
     private async Task<Digest> HashObjectAsync(string key, long length, DigestAlgorithm algorithm, CancellationToken ct)
@@ -513,17 +498,8 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
 
     public async ValueTask CancelUploadAsync(UploadId id, CancellationToken ct)
     {
-        var gate = Gate(id);
-        await gate.WaitAsync(ct);
-        try
-        {
-            if (await _sessions.GetAsync(id, ct) is { } loaded) await DiscardAsync(id, loaded.State, ct);
-        }
-        finally
-        {
-            gate.Release();
-            _locks.TryRemove(id.Value, out _);
-        }
+        using var gate = await _gates.EnterAsync(id.Value, ct);
+        if (await _sessions.GetAsync(id, ct) is { } loaded) await DiscardAsync(id, loaded.State, ct);
     }
 
     /// <summary>Every blob in the bucket, listed a page at a time (ListObjectsV2).</summary>
