@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Registry.Api.Auth;
 using Registry.Api.Tls;
 
 namespace Registry.Api.Configuration;
@@ -263,6 +264,12 @@ internal sealed class RegistryOptionsValidator(string? urls) : IValidateOptions<
         if (options.Pagination.MaxPageSize < 1)
             errors.Add("Registry:Pagination:MaxPageSize must be at least 1.");
         options.Auth.Validate(errors);
+        if (options.Metadata.IsPostgres && options.Auth.Mode == AuthMode.Token && !options.Auth.Token.IsExternal
+            && string.IsNullOrWhiteSpace(options.Auth.Token.SigningKey))
+            // Each replica would generate a key of its own, and refuse the tokens the others issue.
+            errors.Add("Registry:Auth:Token:SigningKey must name a key file every replica shares when " +
+                       "Registry:Metadata:Kind is postgres (several replicas): a generated key is per replica, and " +
+                       "a token one replica issued would be refused by the others.");
         if (options.ShutdownTimeout < TimeSpan.Zero)
             errors.Add("Registry:ShutdownTimeout must not be negative (e.g. 00:00:30).");
         if (options.Logging.Format is not (RegistryOptions.LogFormats.Text or RegistryOptions.LogFormats.Json))

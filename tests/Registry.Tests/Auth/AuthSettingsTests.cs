@@ -53,4 +53,21 @@ public sealed class AuthSettingsTests
         thrown.Which.Failures.Should().Contain(f => f.Contains("Registry:Auth:Token:Realm"));
         File.Delete(jwks);
     }
+
+    [Fact]
+    public async Task Replicas_sharing_a_database_must_share_the_token_signing_key()
+    {
+        var htpasswd = Path.GetTempFileName();
+        var start = () => RegistryServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["Registry:Auth:Mode"] = "token",
+            ["Registry:Auth:Htpasswd:Path"] = htpasswd,
+            ["Registry:Metadata:Kind"] = "postgres",
+            ["Registry:Metadata:ConnectionString"] = "Host=127.0.0.1;Port=1;Database=registry;Username=registry",
+        });
+
+        var thrown = await start.Should().ThrowAsync<OptionsValidationException>();
+        thrown.Which.Failures.Should().ContainSingle(f => f.Contains("Registry:Auth:Token:SigningKey must name a key file every replica shares"));
+        File.Delete(htpasswd);
+    }
 }
