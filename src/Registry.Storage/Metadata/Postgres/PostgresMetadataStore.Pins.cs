@@ -21,13 +21,28 @@ public sealed partial class PostgresMetadataStore
             """, Pg.Text(holder), Pg.Int8(id), Pg.Text(digest.ToString()), Pg.Int8((long)ttl.TotalMilliseconds)), t) == 1,
             ct, isChange: false);
 
-    /// <summary>One statement outside a transaction: dropping a pin decides nothing.</summary>
+    /// <summary>
+    /// One round trip, not waiting for the WAL flush: dropping a pin decides nothing, and a drop lost in a database crash
+    /// leaves a row that nobody renews, which expires.
+    /// </summary>
     internal async ValueTask DeletePinAsync(string holder, long id, CancellationToken ct)
     {
-        await using var command = _source.CreateCommand("DELETE FROM blob_pins WHERE holder = $1 AND id = $2");
-        command.Parameters.Add(Pg.Text(holder));
-        command.Parameters.Add(Pg.Int8(id));
-        await command.ExecuteNonQueryAsync(ct);
+        await using var batch = Unflushed("DELETE FROM blob_pins WHERE holder = $1 AND id = $2", Pg.Text(holder), Pg.Int8(id));
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>
+    /// <paramref name="sql"/> in the implicit transaction of a batch whose commit does not wait for the WAL flush
+    /// (<c>synchronous_commit</c> off for that transaction only): for bookkeeping that a crash may lose.
+    /// </summary>
+    private NpgsqlBatch Unflushed(string sql, params NpgsqlParameter[] parameters)
+    {
+        var batch = _source.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"));
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var parameter in parameters) command.Parameters.Add(parameter);
+        batch.BatchCommands.Add(command);
+        return batch;
     }
 
     /// <summary>Takes a sweep of each digest nobody pins and nobody else sweeps (an expired sweep is taken over).</summary>
@@ -43,12 +58,12 @@ public sealed partial class PostgresMetadataStore
             """, Pg.TextArray(digests.Select(d => d.ToString()).Distinct(StringComparer.Ordinal).ToArray()), Pg.Text(holder),
             Pg.Int8((long)ttl.TotalMilliseconds)), t), ct, isChange: false);
 
+    /// <summary>Ends sweeps; like dropping a pin, not flushed (a lost end expires).</summary>
     internal async ValueTask DeleteSweepsAsync(string holder, IReadOnlyCollection<Digest> digests, CancellationToken ct)
     {
-        await using var command = _source.CreateCommand("DELETE FROM blob_sweeps WHERE holder = $1 AND digest = ANY ($2::text[])");
-        command.Parameters.Add(Pg.Text(holder));
-        command.Parameters.Add(Pg.TextArray(digests.Select(d => d.ToString()).ToArray()));
-        await command.ExecuteNonQueryAsync(ct);
+        await using var batch = Unflushed("DELETE FROM blob_sweeps WHERE holder = $1 AND digest = ANY ($2::text[])",
+            Pg.Text(holder), Pg.TextArray(digests.Select(d => d.ToString()).ToArray()));
+        await batch.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>
