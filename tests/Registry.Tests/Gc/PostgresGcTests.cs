@@ -32,6 +32,71 @@ public sealed class PostgresGcTests
     private static async Task<JsonElement[]> RunsAsync(HttpClient client) =>
         (await client.GetJsonAsync("v2/_registry/gc/runs")).GetProperty("runs").EnumerateArray().ToArray();
 
+    /// <summary>A blob recorded in the metadata that nothing links or references: what a sweep takes.</summary>
+    private static async Task<(byte[] Data, Registry.Storage.Model.Digest Digest)> UnreferencedBlobAsync(HttpClient client)
+    {
+        var data = RandomNumberGenerator.GetBytes(4000);
+        var digest = await client.PushBlobAsync("pg/race-source", data);
+        (await client.DeleteAsync($"v2/pg/race-source/blobs/{digest}")).StatusCode.Should().Be(HttpStatusCode.Accepted);
+        return (data, Registry.Storage.Model.Digest.Parse(digest));
+    }
+
+    [Fact]
+    public async Task A_push_on_one_replica_of_content_another_replica_is_sweeping_waits_and_stores_the_content_again()
+    {
+        var settings = await PostgresAsync();
+        var storage = Directory.CreateTempSubdirectory("pg-gc-").FullName;
+        try
+        {
+            await using var a = await RegistryServer.StartAsync(settings, storage);
+            await using var b = await RegistryServer.StartAsync(settings, storage);
+            using var clientA = a.CreateClient();
+            var (data, digest) = await UnreferencedBlobAsync(clientA);
+            var sweeper = b.Services.GetRequiredService<Registry.Storage.Gc.IBlobPins>();
+            (await sweeper.BeginSweepAsync([digest], default)).Should().ContainSingle();
+
+            var push = clientA.PostAsync($"v2/pg/race/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
+            await Task.Delay(300);
+            // What B's collector does with a digest it took: tombstone, delete the file, clear, let go.
+            var store = b.Services.GetRequiredService<IGarbageCollectionStore>();
+            (await store.TombstoneBlobsAsync([digest], DateTimeOffset.UtcNow, default)).Should().ContainSingle();
+            await b.Services.GetRequiredService<Registry.Storage.Blobs.IBlobStore>().DeleteAsync(digest, default);
+            await store.ClearTombstonesAsync([digest], default);
+            await sweeper.EndSweepAsync([digest], default);
+
+            (await push).StatusCode.Should().Be(HttpStatusCode.Created);
+            (await clientA.GetByteArrayAsync($"v2/pg/race/blobs/{digest}")).Should().Equal(data);
+        }
+        finally
+        {
+            Directory.Delete(storage, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_run_on_one_replica_leaves_alone_content_a_push_on_the_other_is_using()
+    {
+        var settings = await PostgresAsync();
+        var storage = Directory.CreateTempSubdirectory("pg-gc-").FullName;
+        try
+        {
+            await using var a = await RegistryServer.StartAsync(settings, storage);
+            await using var b = await RegistryServer.StartAsync(settings, storage);
+            using var clientB = b.CreateClient();
+            var (_, digest) = await UnreferencedBlobAsync(clientB);
+            await using var push = await a.Services.GetRequiredService<Registry.Storage.Gc.IBlobPins>().PinAsync(digest, default);
+
+            var run = await clientB.RunAsync();
+
+            run.Report().GetProperty("skippedInUse").GetInt32().Should().Be(1);
+            File.Exists(Gc.BlobFile(storage, digest.ToString())).Should().BeTrue();
+        }
+        finally
+        {
+            Directory.Delete(storage, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task A_run_asked_of_a_second_replica_while_the_first_runs_one_is_429_pointing_at_the_running_one()
     {
