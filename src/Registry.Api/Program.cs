@@ -75,19 +75,19 @@ static async Task<int> ImportAsync(string[] args)
     }
 }
 
-// `gc [--dry-run]`: one garbage collection run on storage no server is using (a dry run may run beside a server);
-// prints the run's report as JSON. Exit code 0 when the run succeeded, 2 when a server holds the storage.
+// `gc [--dry-run]`: one garbage collection run on storage no server is using (a dry run may run beside a server; with
+// Registry:Metadata:Kind=postgres any run may, after the run in progress on a replica); prints the run's report as
+// JSON. Exit code 0 when the run succeeded, 2 when a server holds the storage.
 static async Task<int> CollectAsync(string[] args)
 {
     var dryRun = args.Contains("--dry-run");
     await using var app = RegistryApp.Create(args.Where(a => a != "--dry-run").ToArray());
-    if (app.Services.GetRequiredService<GcRunner>().Unavailable is { } why)
-    {
-        Console.Error.WriteLine(why);
-        return 2;
-    }
     var layout = app.Services.GetRequiredService<StorageLayout>();
-    using var exclusive = layout.TryLock(exclusive: !dryRun);
+    // With shared metadata the command is one more replica: it takes the gc lease and sweeps through the shared pins,
+    // so it may run beside the servers. With SQLite the pins are in the server's memory: no server may be running.
+    var shared = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Registry.Api.Configuration.RegistryOptions>>()
+        .Value.Metadata.IsPostgres;
+    using var exclusive = layout.TryLock(exclusive: !dryRun && !shared);
     if (exclusive is null)
     {
         Console.Error.WriteLine(dryRun

@@ -158,7 +158,7 @@ public static class RegistryApp
         // Leases coordinate replicas: the shared store's, or in-memory ones when one process owns the metadata.
         services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>()
             .Leases(provider.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<BlobPins>();
+        services.AddSingleton(provider => provider.GetRequiredService<MetadataBackend>().Pins);
         services.AddSingleton<GarbageCollector>();
         services.AddSingleton<GcRunner>();
         return services;

@@ -85,10 +85,10 @@ internal static class ManifestEndpoints
             return new RegistryError(ErrorCode.DigestInvalid, $"manifest digest is {digest}, not {expected}");
 
         // Pinned from publishing the bytes to the committed row, so garbage collection cannot sweep them in between.
-        using var pin = await services.Pins.PinAsync(digest, ct);
+        await using var pin = await services.Pins.PinAsync(digest, ct);
         // Checked before anything is written: a refused manifest leaves no file, repository, row or event.
         var provided = ProvidedBlobs(parsed);
-        using Registry.Storage.Gc.BlobPins.Lease? configPin =
+        await using Registry.Storage.Gc.BlobPin? configPin =
             provided.Count > 0 ? await services.Pins.PinAsync(MediaTypes.EmptyJsonDigest, ct) : null;
         var checkedReferences = provided.Count == 0
             ? parsed.References

@@ -12,10 +12,10 @@ namespace Registry.Api.Endpoints;
 /// tags, upload sessions), the manifest cache, the blob pins, the options and the clock.
 /// </summary>
 internal sealed class RegistryServices(IBlobStore blobs, ILinkStore links, IManifestStore manifestStore,
-    IUploadStore uploads, IOptions<RegistryOptions> options, TimeProvider time, ManifestCache manifests, BlobPins pins)
+    IUploadStore uploads, IOptions<RegistryOptions> options, TimeProvider time, ManifestCache manifests, IBlobPins pins)
 {
     /// <summary>A push pins each digest it publishes or links until the link is committed (garbage collection waits).</summary>
-    public BlobPins Pins { get; } = pins;
+    public IBlobPins Pins { get; } = pins;
 
     /// <summary>Manifest bytes by digest, in memory.</summary>
     public ManifestCache Manifests { get; } = manifests;

@@ -35,7 +35,7 @@ internal static class UploadEndpoints
                 return new RegistryError(ErrorCode.DigestInvalid, $"invalid digest '{digestValue}'");
             // A single request needs no session: the body goes straight to a temporary file and is published.
             if (!TryExpectedLength(context.Request, out var expected, out var invalid)) return invalid;
-            using var pin = await services.Pins.PinAsync(digest, ct);
+            await using var pin = await services.Pins.PinAsync(digest, ct);
             var stored = await services.Blobs.StoreAsync(digest, context.Request.BodyReader, expected, ct);
             return await CommittedAsync(name, digest, stored, services);
         }
@@ -62,7 +62,7 @@ internal static class UploadEndpoints
     {
         var policy = context.RequestServices.GetRequiredService<IAccessPolicy>();
         // Pinned: a blob being swept is not there (its row is gone once the sweep ends), so the mount becomes a session.
-        using var pin = await services.Pins.PinAsync(digest, ct);
+        await using var pin = await services.Pins.PinAsync(digest, ct);
         long? size;
         if (from is null)
         {
@@ -248,7 +248,7 @@ internal static class UploadEndpoints
     private static async Task<IResult> CommitAsync(RepositoryName name, UploadId id, Digest digest,
         RegistryServices services, CancellationToken ct)
     {
-        using var pin = await services.Pins.PinAsync(digest, ct);
+        await using var pin = await services.Pins.PinAsync(digest, ct);
         var result = await services.Blobs.CommitAsync(id, digest, expectedSize: null, ct);
         if (result.Status == CommitStatus.UnknownSession) return UnknownSession(id.Value);
         await services.Uploads.DeleteUploadAsync(id, CancellationToken.None);

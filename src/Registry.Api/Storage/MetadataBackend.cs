@@ -1,5 +1,6 @@
 using Registry.Api.Configuration;
 using Registry.Storage;
+using Registry.Storage.Gc;
 using Registry.Storage.Metadata;
 using Registry.Storage.Metadata.Postgres;
 
@@ -13,7 +14,17 @@ internal sealed class MetadataBackend : IAsyncDisposable
 {
     private readonly IMetadataStore _store;
 
-    private MetadataBackend(IMetadataStore store) => _store = store;
+    private MetadataBackend(IMetadataStore store)
+    {
+        _store = store;
+        // Pins must be seen by every process that may sweep: the shared store's rows, or memory when one process owns it.
+        Pins = store is PostgresMetadataStore shared
+            ? new PostgresBlobPins(shared, $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}")
+            : new BlobPins();
+    }
+
+    /// <summary>The pins that keep pushes and garbage collection apart (see <see cref="IBlobPins"/>).</summary>
+    public IBlobPins Pins { get; }
 
     public static MetadataBackend Open(RegistryOptions options, Func<StorageLayout> layout, EarlyMetadataStore early)
     {
@@ -42,6 +53,7 @@ internal sealed class MetadataBackend : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Pins is IAsyncDisposable pins) await pins.DisposeAsync();
         switch (_store)
         {
             case IAsyncDisposable asynchronous: await asynchronous.DisposeAsync(); break;

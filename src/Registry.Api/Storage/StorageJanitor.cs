@@ -30,7 +30,8 @@ internal sealed class StorageJanitor(IBlobStore blobs, IUploadStore uploadStore,
         await RemoveOrphanFilesAsync(cancellationToken);
         var finished = await collector.FinishTombstonesAsync(cancellationToken);
         if (finished > 0) logger.LogInformation("Finished the sweep of {Count} blobs left by a stopped process", finished);
-        await gcStore.InterruptGcRunsAsync(time.GetUtcNow(), cancellationToken);
+        // Only when no replica is running one: a run another replica holds the gc lease for is not ours to mark.
+        await runner.InterruptAbandonedRunsAsync(cancellationToken);
         await base.StartAsync(cancellationToken);
     }
 
@@ -44,11 +45,6 @@ internal sealed class StorageJanitor(IBlobStore blobs, IUploadStore uploadStore,
     {
         // Wakes for whichever comes first: upload purging (Registry:Uploads:PurgeInterval) or the GC schedule.
         var interval = options.Value.Gc.Interval;
-        if (interval > TimeSpan.Zero && runner.Unavailable is { } why)
-        {
-            logger.LogWarning("Scheduled garbage collection is off: {Reason}", why);
-            interval = TimeSpan.Zero;
-        }
         var purge = options.Value.Uploads.PurgeInterval;
         var period = interval > TimeSpan.Zero && interval < purge ? interval : purge;
         var nextGc = interval > TimeSpan.Zero ? time.GetUtcNow() + interval : DateTimeOffset.MaxValue;
@@ -62,8 +58,7 @@ internal sealed class StorageJanitor(IBlobStore blobs, IUploadStore uploadStore,
                 if (time.GetUtcNow() >= nextGc)
                 {
                     nextGc = time.GetUtcNow() + interval;
-                    var (id, started) = await runner.StartAsync(dryRun: false, trigger: "schedule");
-                    if (!started) logger.LogInformation("Scheduled garbage collection skipped: run {Id} is in progress", id);
+                    await StartScheduledRunAsync(interval, stoppingToken);
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -71,6 +66,23 @@ internal sealed class StorageJanitor(IBlobStore blobs, IUploadStore uploadStore,
                 logger.LogWarning(e, "Expiring upload sessions, pruning events or starting garbage collection failed; will retry");
             }
         } while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>
+    /// Starts the scheduled run, unless another replica's schedule started one within the last half interval (each
+    /// replica keeps the schedule; together they run about once per interval) or a run is in progress.
+    /// </summary>
+    private async Task StartScheduledRunAsync(TimeSpan interval, CancellationToken ct)
+    {
+        var since = time.GetUtcNow() - interval / 2;
+        if ((await gcStore.ListGcRunsAsync(20, ct)).FirstOrDefault(r => r is { DryRun: false, Trigger: "schedule" } && r.StartedAt > since)
+            is { } recent)
+        {
+            logger.LogInformation("Scheduled garbage collection skipped: run {Id} started at {Start}", recent.Id, recent.StartedAt);
+            return;
+        }
+        var (id, started) = await runner.StartAsync(dryRun: false, trigger: "schedule");
+        if (!started) logger.LogInformation("Scheduled garbage collection skipped: run {Id} is in progress", id);
     }
 
     /// <summary>Removes every session that started longer ago than the expiry (with purging off: none; dry run: logs them).</summary>

@@ -124,7 +124,7 @@ public interface IBlobStore
 
     /// <summary>
     /// Deletes the blob's content and returns how many bytes it held (null: nothing was stored). Only garbage
-    /// collection calls it, for a digest it holds from <see cref="Gc.BlobPins.BeginSweep"/>.
+    /// collection calls it, for a digest it holds from <see cref="Gc.IBlobPins.BeginSweepAsync"/>.
     /// </summary>
     ValueTask<long?> DeleteAsync(Digest digest, CancellationToken ct);
 

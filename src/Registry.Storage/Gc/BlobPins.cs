@@ -3,20 +3,17 @@ using Registry.Storage.Model;
 namespace Registry.Storage.Gc;
 
 /// <summary>
-/// Keeps garbage collection and pushes of the same digest apart, in the one process that owns the storage. A push
-/// pins the digest from before it looks at the content store (is the blob there? publish it) until its metadata
-/// commit (link, manifest row) is durable; the sweeper takes a digest only when nobody holds a pin, and a pin asked
-/// for while the digest is being swept waits until its file is gone (the push then writes the content again). So a
-/// push never answers 201 for a file that a sweep decided to delete.
+/// Pins in the one process that owns the storage (SQLite): <see cref="IBlobPins"/> kept in memory. Pins and sweeps end
+/// with the process, which is what "stop counting after a bounded time" needs here.
 /// </summary>
-public sealed class BlobPins
+public sealed class BlobPins : IBlobPins
 {
     private readonly object _gate = new();
     private readonly Dictionary<Digest, int> _pins = new();
     private readonly Dictionary<Digest, TaskCompletionSource> _sweeping = new();
+    private long _next;
 
-    /// <summary>Pins <paramref name="digest"/> until the returned lease is disposed.</summary>
-    public async ValueTask<Lease> PinAsync(Digest digest, CancellationToken ct)
+    public async ValueTask<BlobPin> PinAsync(Digest digest, CancellationToken ct)
     {
         while (true)
         {
@@ -26,7 +23,7 @@ public sealed class BlobPins
                 if (!_sweeping.TryGetValue(digest, out var sweep))
                 {
                     _pins[digest] = _pins.GetValueOrDefault(digest) + 1;
-                    return new Lease(this, digest);
+                    return new BlobPin(this, digest, ++_next);
                 }
                 wait = sweep.Task;
             }
@@ -34,17 +31,20 @@ public sealed class BlobPins
         }
     }
 
-    private void Unpin(Digest digest)
+    public ValueTask UnpinAsync(BlobPin pin)
     {
         lock (_gate)
         {
-            if (_pins[digest] == 1) _pins.Remove(digest);
-            else _pins[digest]--;
+            if (_pins.TryGetValue(pin.Digest, out var count))
+            {
+                if (count == 1) _pins.Remove(pin.Digest);
+                else _pins[pin.Digest] = count - 1;
+            }
         }
+        return ValueTask.CompletedTask;
     }
 
-    /// <summary>Marks the digests nobody has pinned as being swept and returns them; pins on them wait from now on.</summary>
-    public IReadOnlyList<Digest> BeginSweep(IEnumerable<Digest> digests)
+    public ValueTask<IReadOnlyList<Digest>> BeginSweepAsync(IReadOnlyCollection<Digest> digests, CancellationToken ct)
     {
         var taken = new List<Digest>();
         lock (_gate)
@@ -56,11 +56,10 @@ public sealed class BlobPins
                 taken.Add(digest);
             }
         }
-        return taken;
+        return ValueTask.FromResult<IReadOnlyList<Digest>>(taken);
     }
 
-    /// <summary>Ends the sweep of digests taken by <see cref="BeginSweep"/>: waiting pins go on.</summary>
-    public void EndSweep(IEnumerable<Digest> digests)
+    public ValueTask EndSweepAsync(IReadOnlyCollection<Digest> digests, CancellationToken ct)
     {
         var done = new List<TaskCompletionSource>();
         lock (_gate)
@@ -69,16 +68,12 @@ public sealed class BlobPins
                 if (_sweeping.Remove(digest, out var sweep)) done.Add(sweep);
         }
         foreach (var sweep in done) sweep.TrySetResult();
+        return ValueTask.CompletedTask;
     }
 
     /// <summary>Number of digests pinned right now (for tests and diagnostics).</summary>
     public int PinnedCount
     {
         get { lock (_gate) return _pins.Count; }
-    }
-
-    public readonly struct Lease(BlobPins pins, Digest digest) : IDisposable
-    {
-        public void Dispose() => pins?.Unpin(digest);
     }
 }

@@ -17,10 +17,11 @@ public sealed record GcSettings(TimeSpan GracePeriod, TimeSpan? UntaggedAfter, I
 /// the metadata never recorded, older than the grace period; expired upload sessions, and upload files without a
 /// session and temporary files older than the upload expiry (before that they may be writes in flight). Nothing here pauses pushes or pulls: each deciding transaction is
 /// as short as one repository's (or one batch of blobs'), and <see cref="BlobPins"/> keeps pushes of a digest and its
-/// sweep apart. The caller runs one collection at a time.
+/// sweep apart (across replicas when the pins are shared). The caller runs one collection at a time (across replicas: it
+/// holds the <c>gc</c> lease).
 /// </summary>
 public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore links, IUploadStore uploads, IGarbageCollectionStore store, IBlobStore blobs,
-    BlobPins pins, TimeProvider time)
+    IBlobPins pins, TimeProvider time)
 {
     private const int BlobBatch = 256;
     private const int ManifestBatch = 500;
@@ -31,6 +32,8 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
         var report = new GcReport { DryRun = dryRun };
         var now = time.GetUtcNow();
         var linkedBefore = now - settings.GracePeriod;
+        // Sweeps a stopped run (another replica's, or this one's before a restart) left half done.
+        if (!dryRun) await FinishTombstonesAsync(report, ct);
 
         var repositories = await store.ListAllRepositoriesAsync(ct);
         report.Repositories = repositories.Count;
@@ -102,7 +105,7 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
         var candidates = await store.ListUnreferencedBlobsAsync(ct);
         foreach (var batch in candidates.Select(b => b.Digest).Chunk(BlobBatch))
         {
-            var taken = pins.BeginSweep(batch);
+            var taken = await pins.BeginSweepAsync(batch, ct);
             report.SkippedInUse += batch.Length - taken.Count;
             try
             {
@@ -129,7 +132,7 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
             }
             finally
             {
-                pins.EndSweep(taken);
+                await pins.EndSweepAsync(taken, CancellationToken.None);
             }
         }
     }
@@ -142,7 +145,7 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
             .Where(d => !recorded.Contains(d) && blobs.WrittenAt(d) is { } at && at < writtenBefore).ToListAsync(ct);
         foreach (var batch in orphans.Chunk(BlobBatch))
         {
-            var taken = dryRun ? batch : pins.BeginSweep(batch);
+            var taken = dryRun ? batch : await pins.BeginSweepAsync(batch, ct);
             report.SkippedInUse += batch.Length - taken.Count;
             try
             {
@@ -159,7 +162,7 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
             }
             finally
             {
-                if (!dryRun) pins.EndSweep(taken);
+                if (!dryRun) await pins.EndSweepAsync(taken, CancellationToken.None);
             }
         }
     }
@@ -191,21 +194,39 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
 
     /// <summary>
     /// Finishes sweeps a stopped process left half done: the files of tombstoned blobs that are still not recorded are
-    /// deleted and the tombstones cleared. Runs at start-up, before any request (or in the offline `gc`), so no push
-    /// can be using those digests.
+    /// deleted and the tombstones cleared. Each digest is taken through the pins like any sweep, so a push of it on any
+    /// replica waits, and a tombstone another replica is sweeping right now is left to it. Runs at start-up and at the
+    /// start of every run; returns how many files it deleted.
     /// </summary>
-    public async Task<int> FinishTombstonesAsync(CancellationToken ct)
+    public async Task<int> FinishTombstonesAsync(CancellationToken ct) => await FinishTombstonesAsync(null, ct);
+
+    private async Task<int> FinishTombstonesAsync(GcReport? report, CancellationToken ct)
     {
         var tombstones = await store.ListTombstonesAsync(ct);
         var finished = 0;
-        foreach (var digest in tombstones)
+        foreach (var batch in tombstones.Chunk(BlobBatch))
         {
-            // Recorded again since (a push found the file a failed deletion left, and linked it): it is live, keep it.
-            if (await links.GetBlobSizeAsync(digest, ct) is not null) continue;
-            await blobs.DeleteAsync(digest, ct);
-            finished++;
+            var taken = await pins.BeginSweepAsync(batch, ct);
+            try
+            {
+                foreach (var digest in taken)
+                {
+                    // Recorded again since (a push found the file a failed deletion left, and linked it): live, keep it.
+                    if (await links.GetBlobSizeAsync(digest, ct) is not null) continue;
+                    var bytes = await blobs.DeleteAsync(digest, ct);
+                    finished++;
+                    if (report is null || bytes is not { } size) continue;
+                    report.SweptBlobs++;
+                    report.BytesReclaimed += size;
+                    report.Add($"blob {digest}");
+                }
+                await store.ClearTombstonesAsync(taken.ToList(), ct);
+            }
+            finally
+            {
+                await pins.EndSweepAsync(taken, CancellationToken.None);
+            }
         }
-        await store.ClearTombstonesAsync(tombstones, ct);
         return finished;
     }
 }

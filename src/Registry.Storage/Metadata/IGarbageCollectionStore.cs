@@ -99,6 +99,9 @@ public interface IGarbageCollectionStore
     /// <summary>Deletes the finished runs older than the <paramref name="keep"/> most recent runs.</summary>
     ValueTask PruneGcRunsAsync(int keep, CancellationToken ct);
 
-    /// <summary>Marks runs still "running" (left by a process that stopped) as interrupted; returns how many.</summary>
+    /// <summary>
+    /// Marks runs still "running" as interrupted; returns how many. The caller MUST hold the <c>gc</c> lease and run
+    /// nothing itself: then no live process is running one, and every run still "running" was left by one that stopped.
+    /// </summary>
     ValueTask<int> InterruptGcRunsAsync(DateTimeOffset now, CancellationToken ct);
 }

@@ -9,7 +9,7 @@ namespace Registry.Tests.Gc;
 /// <summary>`Registry.Api gc [--dry-run]`: one run on storage no server is using.</summary>
 public sealed class GcCommandTests
 {
-    private static async Task<(int ExitCode, string Output)> GcAsync(string storage, params string[] more)
+    internal static async Task<(int ExitCode, string Output)> GcAsync(string storage, params string[] more)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "Registry.Api.dll");
         var start = new ProcessStartInfo("dotnet", [dll, "gc", .. more, $"--Registry:Storage:Path={storage}",

@@ -23,18 +23,18 @@ public sealed class GcConcurrencyTests(ITestOutputHelper output)
     private static readonly byte[][] SharedLayers =
         Enumerable.Range(0, 4).Select(i => Encoding.UTF8.GetBytes($"shared layer {i} " + new string('x', 2000 + i))).ToArray();
 
-    private sealed record Blob(string Digest, byte[] Data);
+    internal sealed record Blob(string Digest, byte[] Data);
 
     /// <summary>An acknowledged image or index: where it lives, its bytes, what it references.</summary>
-    private sealed record Pushed(string Repo, string Tag, string Digest, byte[] Bytes, Blob[] Blobs, Pushed[] Children);
+    internal sealed record Pushed(string Repo, string Tag, string Digest, byte[] Bytes, Blob[] Blobs, Pushed[] Children);
 
-    private sealed record Referrer(string Repo, string Subject, string Digest, byte[] Bytes);
+    internal sealed record Referrer(string Repo, string Subject, string Digest, byte[] Bytes);
 
-    private sealed class Ledger
+    internal sealed class Ledger
     {
         public readonly ConcurrentBag<Pushed> Kept = new();
         public readonly ConcurrentBag<Referrer> Referrers = new();
-        public int Acknowledged, Refused, Checks, LostObjects, LostChildren, LostReferrers, GcRuns, SweptBlobs;
+        public int Acknowledged, Refused, Checks, LostObjects, LostChildren, LostReferrers, GcRuns, SweptBlobs, RunsBusy;
         public long Reclaimed;
         public readonly ConcurrentQueue<string> Problems = new();
 
@@ -143,7 +143,7 @@ public sealed class GcConcurrencyTests(ITestOutputHelper output)
         return false;
     }
 
-    private static async Task PusherAsync(HttpClient client, string repo, Ledger ledger, CancellationToken ct)
+    internal static async Task PusherAsync(HttpClient client, string repo, Ledger ledger, CancellationToken ct)
     {
         var n = 0;
         try
@@ -233,7 +233,7 @@ public sealed class GcConcurrencyTests(ITestOutputHelper output)
     }
 
     /// <summary>Mounts a kept image's blobs from its repository (or uploads them when the mount becomes a session), then tags it here.</summary>
-    private static async Task MounterAsync(HttpClient client, string repo, Ledger ledger, CancellationToken ct)
+    internal static async Task MounterAsync(HttpClient client, string repo, Ledger ledger, CancellationToken ct)
     {
         var n = 0;
         try
@@ -265,7 +265,7 @@ public sealed class GcConcurrencyTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task PullerAsync(HttpClient client, Ledger ledger, CancellationToken ct)
+    internal static async Task PullerAsync(HttpClient client, Ledger ledger, CancellationToken ct)
     {
         try
         {
@@ -285,13 +285,22 @@ public sealed class GcConcurrencyTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task CollectorAsync(HttpClient client, Ledger ledger, CancellationToken ct)
+    internal static async Task CollectorAsync(HttpClient client, Ledger ledger, CancellationToken ct)
     {
         try
         {
             while (!ct.IsCancellationRequested)
             {
-                var run = await client.RunAsync();
+                var response = await client.PostAsync("v2/_registry/gc/runs?dryRun=false", null, ct);
+                if (response.StatusCode == HttpStatusCode.TooManyRequests)
+                {
+                    // Another replica's collector is running one: one run at a time across replicas.
+                    Interlocked.Increment(ref ledger.RunsBusy);
+                    await Task.Delay(20, ct);
+                    continue;
+                }
+                response.StatusCode.Should().Be(HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync(ct));
+                var run = await client.WaitForRunAsync(response.Headers.Location!.ToString());
                 Interlocked.Increment(ref ledger.GcRuns);
                 Interlocked.Add(ref ledger.SweptBlobs, run.Swept("blobs"));
                 Interlocked.Add(ref ledger.Reclaimed, run.BytesReclaimed());
@@ -302,7 +311,7 @@ public sealed class GcConcurrencyTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task CheckAllAsync(HttpClient client, Ledger ledger)
+    internal static async Task CheckAllAsync(HttpClient client, Ledger ledger)
     {
         foreach (var pushed in ledger.Kept) await CheckAsync(client, pushed, ledger, CancellationToken.None);
         foreach (var referrer in ledger.Referrers)

@@ -36,7 +36,7 @@ public sealed class SweepRaceTests
         (await store.TombstoneBlobsAsync([digest], DateTimeOffset.UtcNow, default)).Should().ContainSingle();
         await services.GetRequiredService<IBlobStore>().DeleteAsync(digest, default);
         await store.ClearTombstonesAsync([digest], default);
-        services.GetRequiredService<BlobPins>().EndSweep([digest]);
+        await services.GetRequiredService<IBlobPins>().EndSweepAsync([digest], default);
     }
 
     [Fact]
@@ -45,7 +45,7 @@ public sealed class SweepRaceTests
         await using var server = await RegistryServer.StartAsync(Gc.Aggressive());
         using var client = server.CreateClient();
         var (data, digest) = await UnreferencedBlobAsync(client);
-        server.Services.GetRequiredService<BlobPins>().BeginSweep([digest]).Should().ContainSingle();
+        (await server.Services.GetRequiredService<IBlobPins>().BeginSweepAsync([digest], default)).Should().ContainSingle();
         var repo = NewRepo();
 
         var push = client.PostAsync($"v2/{repo}/blobs/uploads/?digest={digest}", new ByteArrayContent(data));
@@ -62,7 +62,7 @@ public sealed class SweepRaceTests
         await using var server = await RegistryServer.StartAsync(Gc.Aggressive());
         using var client = server.CreateClient();
         var (_, digest) = await UnreferencedBlobAsync(client);
-        server.Services.GetRequiredService<BlobPins>().BeginSweep([digest]).Should().ContainSingle();
+        (await server.Services.GetRequiredService<IBlobPins>().BeginSweepAsync([digest], default)).Should().ContainSingle();
 
         var mount = client.PostAsync($"v2/{NewRepo()}/blobs/uploads/?mount={digest}", null);
         await Task.Delay(200);
@@ -77,8 +77,8 @@ public sealed class SweepRaceTests
         await using var server = await RegistryServer.StartAsync(Gc.Aggressive());
         using var client = server.CreateClient();
         var (_, digest) = await UnreferencedBlobAsync(client);
-        var pins = server.Services.GetRequiredService<BlobPins>();
-        using var push = await pins.PinAsync(digest, default);
+        var pins = server.Services.GetRequiredService<IBlobPins>();
+        await using var push = await pins.PinAsync(digest, default);
 
         var run = await client.RunAsync();
 

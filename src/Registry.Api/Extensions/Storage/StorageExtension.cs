@@ -31,7 +31,7 @@ internal sealed class StorageExtension : RegistryExtension
 
     private static string RunLocation(long id) => $"{RunsPath}?id={id}";
 
-    // POST ?dryRun=true|false: 202 with the new run, or 429 TOOMANYREQUESTS naming the run in progress.
+    // POST ?dryRun=true|false: 202 with the new run, or 429 TOOMANYREQUESTS naming the run in progress (on any replica).
     private static async Task<IResult> StartRunAsync(ExtensionRequest request)
     {
         var raw = request.Http.Request.Query["dryRun"].FirstOrDefault();
@@ -39,21 +39,22 @@ internal sealed class StorageExtension : RegistryExtension
         if (raw is not null && !bool.TryParse(raw, out dryRun))
             return new RegistryError(ErrorCode.InvalidParameters, $"dryRun must be true or false, not '{raw}'");
         var runner = request.RequestServices.GetRequiredService<GcRunner>();
-        if (runner.Unavailable is { } why) return new RegistryError(ErrorCode.Unsupported, why);
         var (id, started) = await runner.StartAsync(dryRun, "api");
         if (!started)
-            return new RegistryError(ErrorCode.TooManyRequests, $"garbage collection run {id} is in progress; one run at a time",
+            return new RegistryError(ErrorCode.TooManyRequests, id is { } running
+                    ? $"garbage collection run {running} is in progress; one run at a time"
+                    : "a garbage collection run is starting on another replica; one run at a time",
                 response =>
                 {
-                    response.Headers.Location = RunLocation(id);
+                    if (id is { } running) response.Headers.Location = RunLocation(running);
                     response.Headers.RetryAfter = "5";
                 });
         var store = request.RequestServices.GetRequiredService<IGarbageCollectionStore>();
-        var run = await store.GetGcRunAsync(id, request.Aborted);
+        var run = await store.GetGcRunAsync(id!.Value, request.Aborted);
         return Responses.Json(writer => WriteRun(writer, run!), RunMediaType, response =>
         {
             response.StatusCode = StatusCodes.Status202Accepted;
-            response.Headers.Location = RunLocation(id);
+            response.Headers.Location = RunLocation(id.Value);
         });
     }
 

@@ -79,6 +79,9 @@ internal static class Pg
     public static NpgsqlParameter TextArray(string[] values) =>
         new() { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, Value = values };
 
+    public static NpgsqlParameter Int8Array(long[] values) =>
+        new() { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, Value = values };
+
     public static NpgsqlParameter Int4Array(int[] values) =>
         new() { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer, Value = values };
 

@@ -101,6 +101,21 @@ internal static class PostgresSchema
             holder text NOT NULL,
             expires_at timestamptz NOT NULL);
         """,
+        // Pins and sweeps that every replica's garbage collection sees (PostgresBlobPins): rows with a lease.
+        """
+        CREATE TABLE blob_pins (
+            holder text NOT NULL,
+            id bigint NOT NULL,
+            digest text COLLATE "C" NOT NULL,
+            expires_at timestamptz NOT NULL,
+            PRIMARY KEY (holder, id));
+        CREATE INDEX blob_pins_by_digest ON blob_pins(digest);
+        CREATE TABLE blob_sweeps (
+            digest text COLLATE "C" PRIMARY KEY,
+            holder text NOT NULL,
+            expires_at timestamptz NOT NULL);
+        CREATE INDEX blob_sweeps_by_holder ON blob_sweeps(holder);
+        """,
     ];
 
     public static int Version => Migrations.Length;
