@@ -146,8 +146,9 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
                 return Verified(read.Status, read.Received, hash, digest);
             }
 
-            var tempKey = _bucket.NewTempKey();
-            temp = new MultipartWriter(_bucket, tempKey, null, []);
+            // The digest is known before the first byte: the parts go to a multipart upload of the digest's own key,
+            // which shows nothing under that key until its Complete, sent only once the last byte is verified.
+            temp = new MultipartWriter(_bucket, key, null, []);
             var pumped = await PumpAsync(body, buffer, 0, expectedLength, null, hash,
                 (data, count, t) => temp.UploadPartAsync(data.AsMemory(0, count), t), ct);
             var result = Verified(pumped.Status, pumped.Received, hash, digest);
@@ -160,8 +161,6 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
             }
             if (pumped.Filled > 0) await temp.UploadPartAsync(buffer.AsMemory(0, pumped.Filled), ct);
             await temp.CompleteAsync(ct);
-            await CopyAsync(tempKey, key, pumped.Received, ct);
-            await _bucket.DeleteAsync(tempKey, ct);
             temp = null;
             return result;
         }

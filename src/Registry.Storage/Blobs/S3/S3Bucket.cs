@@ -16,7 +16,9 @@ namespace Registry.Storage.Blobs.S3;
 /// &lt;Prefix&gt;uploads/&lt;upload id&gt;/session   the session's state (UploadSessionState)
 /// &lt;Prefix&gt;uploads/&lt;upload id&gt;/data      multipart upload of the session's parts, completed at commit
 /// &lt;Prefix&gt;uploads/&lt;upload id&gt;/tail/&lt;n&gt;  pending tail (fewer bytes than the smallest part), one object per append
-/// &lt;Prefix&gt;tmp/&lt;guid&gt;                     single-request uploads being verified
+/// &lt;Prefix&gt;tmp/&lt;guid&gt;                     earlier versions' single-request uploads (only purged now: a
+///                                          single-request upload is a multipart upload of its blobs/ key,
+///                                          completed once verified)
 /// </code>
 /// The SDK's own retries are off: <see cref="RetryAsync{T}"/> retries transient failures (5xx, throttling, timeouts,
 /// connection resets) with jittered exponential backoff, and only callers whose request is idempotent use it.
