@@ -395,27 +395,16 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
             return true;
         }, ct);
 
-    private const string ManifestColumns = "m.digest, m.media_type, m.size, m.artifact_type, m.subject, m.annotations, m.pushed_at";
-
-    private static ManifestRecord ReadManifest(SqliteDataReader reader) => new(
-        Digest.Parse(reader.GetString(0)),
-        reader.GetString(1),
-        reader.GetInt64(2),
-        reader.IsDBNull(3) ? null : reader.GetString(3),
-        reader.IsDBNull(4) ? null : Digest.Parse(reader.GetString(4)),
-        reader.IsDBNull(5) ? null : reader.GetString(5),
-        DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)));
-
     public ValueTask<ManifestRecord?> GetManifestAsync(RepositoryName repository, Reference reference, CancellationToken ct)
     {
         using var lease = Read();
         var command = lease.Command(reference.IsDigest
             ? $"""
-               SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
+               SELECT {ManifestRows.Columns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
                WHERE r.name = $name AND m.digest = $ref
                """
             : $"""
-               SELECT {ManifestColumns} FROM tags t
+               SELECT {ManifestRows.Columns} FROM tags t
                JOIN repositories r ON r.id = t.repository_id
                JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
                WHERE r.name = $name AND t.name = $ref
@@ -423,7 +412,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
         command.Parameters.AddWithValue("$name", repository.Value);
         command.Parameters.AddWithValue("$ref", reference.ToString());
         using var reader = command.ExecuteReader();
-        return ValueTask.FromResult(reader.Read() ? ReadManifest(reader) : null);
+        return ValueTask.FromResult(reader.Read() ? ManifestRows.Read(reader) : null);
     }
 
     private static Digest? FirstMissing(Prepared db, long? repositoryId,
@@ -718,7 +707,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
         if (limit == 0) return ValueTask.FromResult(new Page<ManifestRecord>([], false));
         using var lease = Read();
         var command = lease.Command($"""
-            SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
+            SELECT {ManifestRows.Columns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
             WHERE r.name = $name AND m.subject = $subject AND m.digest > $last
               AND ($artifactType IS NULL OR m.artifact_type = $artifactType)
             ORDER BY m.digest LIMIT $limit
@@ -730,7 +719,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
         command.Parameters.AddWithValue("$limit", limit + 1);
         var items = new List<ManifestRecord>();
         using (var reader = command.ExecuteReader())
-            while (reader.Read()) items.Add(ReadManifest(reader));
+            while (reader.Read()) items.Add(ManifestRows.Read(reader));
         var more = items.Count > limit;
         if (more) items.RemoveAt(items.Count - 1);
         return ValueTask.FromResult(new Page<ManifestRecord>(items, more));

@@ -260,33 +260,22 @@ public sealed partial class PostgresMetadataStore : IMetadataStore, IDeliveryCur
             return true;
         }, ct);
 
-    private const string ManifestColumns = "m.digest, m.media_type, m.size, m.artifact_type, m.subject, m.annotations, m.pushed_at";
-
-    private static ManifestRecord ReadManifest(NpgsqlDataReader reader) => new(
-        Digest.Parse(reader.GetString(0)),
-        reader.GetString(1),
-        reader.GetInt64(2),
-        reader.IsDBNull(3) ? null : reader.GetString(3),
-        reader.IsDBNull(4) ? null : Digest.Parse(reader.GetString(4)),
-        reader.IsDBNull(5) ? null : reader.GetString(5),
-        DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)));
-
     public ValueTask<ManifestRecord?> GetManifestAsync(RepositoryName repository, Reference reference, CancellationToken ct) =>
         ReadAsync(async (c, t) =>
         {
             await using var command = Command(c, reference.IsDigest
                 ? $"""
-                   SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                   SELECT {ManifestRows.Columns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
                    WHERE r.name = $1 AND m.digest = $2
                    """
                 : $"""
-                   SELECT {ManifestColumns} FROM tags t
+                   SELECT {ManifestRows.Columns} FROM tags t
                    JOIN repositories r ON r.id = t.repository_id
                    JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
                    WHERE r.name = $1 AND t.name = $2
                    """, Pg.Text(repository.Value), Pg.Text(reference.ToString()));
             await using var reader = await command.ExecuteReaderAsync(t);
-            return await reader.ReadAsync(t) ? ReadManifest(reader) : null;
+            return await reader.ReadAsync(t) ? ManifestRows.Read(reader) : null;
         }, ct);
 
     /// <summary>The first of <paramref name="references"/> (in their order) the repository does not hold; one round trip.</summary>
@@ -485,12 +474,12 @@ public sealed partial class PostgresMetadataStore : IMetadataStore, IDeliveryCur
         limit == 0 ? ValueTask.FromResult(new Page<ManifestRecord>([], false)) : ReadAsync(async (c, t) =>
         {
             var items = await ListAsync(Command(c, $"""
-                SELECT {ManifestColumns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                SELECT {ManifestRows.Columns} FROM manifests m JOIN repositories r ON r.id = m.repository_id
                 WHERE r.name = $1 AND m.subject = $2 AND m.digest > $3
                   AND ($4::text IS NULL OR m.artifact_type = $4)
                 ORDER BY m.digest LIMIT $5
                 """, Pg.Text(repository.Value), Pg.Text(subject.ToString()), Pg.Text(last ?? ""), Pg.Text(artifactType),
-                Pg.Int4(limit + 1)), ReadManifest, t);
+                Pg.Int4(limit + 1)), ManifestRows.Read, t);
             var more = items.Count > limit;
             if (more) items.RemoveAt(items.Count - 1);
             return new Page<ManifestRecord>(items, more);
