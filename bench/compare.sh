@@ -20,6 +20,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=common.sh
+. "$here/common.sh"
 src=$(cd "${REGISTRY_SRC:-$here/..}" && pwd)
 rounds=${ROUNDS:-3}
 distribution=${DISTRIBUTION:-/usr/bin/docker-registry}
@@ -77,15 +79,6 @@ if [ -z "$ours_kind" ]; then
   ours_kind="framework-dependent (JIT)"
 fi
 
-free_port() {
-  local port
-  for port in $(seq 5800 5999); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  echo "no free port in 5800-5999" >&2
-  return 1
-}
-
 # start_server NAME DATA PORT: starts it in the background, sets server_pid, waits until GET /v2/ answers.
 start_server() {
   local name=$1 data=$2 port=$3
@@ -142,7 +135,7 @@ revision=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "?")
 a_files=() b_files=()
 for round in $(seq 1 "$rounds"); do
   for name in ours distribution; do
-    port=$(free_port)
+    port=$(free_port 5800)
     data="$work/data-$name-$round"
     log "round $round/$rounds: $name on port $port"
     start_server "$name" "$data" "$port"

@@ -19,6 +19,8 @@
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=common.sh
+. "$here/common.sh"
 src=$(cd "$here/.." && pwd)
 read -r -a sizes <<<"${SIZES_MIB:-1024 10240}"
 out=${OUT:-/tmp/registry-s3-big-$(date +%Y%m%d-%H%M%S)}
@@ -69,15 +71,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-# free_port FROM: the first port from FROM on that nobody accepts connections on.
-free_port() {
-  local port
-  for ((port = $1; port < $1 + 200; port++)); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  die "no free port in $1-$(($1 + 199))"
-}
-
 if [ -n "${OURS_BIN:-}" ]; then
   ours=$OURS_BIN
 else
@@ -90,7 +83,8 @@ log "building the benchmark"
 dotnet build "$src/bench/Registry.Bench" -c Release -o "$work/bench" >"$out/bench-build.log" 2>&1 \
   || die "benchmark build failed (see $out/bench-build.log)"
 
-S3_PORT=$(free_port 7680); S3_MON_PORT=$(free_port 3490)
+S3_PORT=$(free_port 7680) || exit 1
+S3_MON_PORT=$(free_port 3490) || exit 1
 export S3_PORT S3_MON_PORT
 log "starting Ceph (bluestore, $((S3_BLUESTORE_BYTES >> 30)) GiB sparse file) on 127.0.0.1:$S3_PORT"
 ceph_up=1
@@ -103,7 +97,7 @@ eval "$(bash "$src/scripts/stack/ceph.sh" start)"
 } >"$out/summary.txt"
 
 for size in "${sizes[@]}"; do
-  port=$(free_port 5910)
+  port=$(free_port 5910) || exit 1
   data=$work/data-$size
   mkdir -p "$data"
   "$ours" --urls "http://127.0.0.1:$port" "--Registry:Storage:Path=$data" \

@@ -32,6 +32,8 @@
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=common.sh
+. "$here/common.sh"
 src=$(cd "$here/.." && pwd)
 stack=$src/scripts/stack
 rounds=${ROUNDS:-2}
@@ -113,17 +115,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
-
-# free_port FROM: the first port from FROM on that nobody accepts connections on. Servers are started one after the
-# other and each is listening before the next port is picked, so two never get the same one.
-free_port() {
-  local port
-  for ((port = $1; port < $1 + 200; port++)); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  log "ERROR: no free port in $1-$(($1 + 199))"
-  return 1
-}
 
 # --- the stack -------------------------------------------------------------------------------------------------
 S3_PORT=$(free_port 7580) || exit 1
