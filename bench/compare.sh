@@ -16,6 +16,8 @@
 #                     disk ceiling's scratch file); deleted at the end
 #   OUT=DIR           where results are kept (default: /tmp/registry-bench-<date>); not deleted
 #   DISTRIBUTION=PATH the distribution binary (default: /usr/bin/docker-registry)
+#   VERSUS=PATH       another published build of ours (a Registry.Api binary) to run in distribution's place, for an
+#                     A/B run of two revisions; its figures are labelled "versus"
 #   SETTLE=10         seconds to wait after deleting a run's data (after a sync) before the next server starts
 set -euo pipefail
 
@@ -45,7 +47,13 @@ trap 'echo "interrupted"; exit 130' INT TERM
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
-[ -x "$distribution" ] || { echo "no distribution binary at $distribution (apt-get install docker-registry)" >&2; exit 1; }
+other=distribution
+if [ -n "${VERSUS:-}" ]; then
+  other=versus
+  versus=$(realpath "$VERSUS")
+  [ -x "$versus" ] || { echo "VERSUS=$VERSUS is not an executable" >&2; exit 1; }
+fi
+[ -n "${VERSUS:-}" ] || [ -x "$distribution" ] || { echo "no distribution binary at $distribution (apt-get install docker-registry)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
 mkdir -p "$out"
 
@@ -83,7 +91,10 @@ fi
 start_server() {
   local name=$1 data=$2 port=$3
   mkdir -p "$data"
-  if [ "$name" = ours ]; then
+  if [ "$name" = versus ]; then
+    "$versus" --urls "http://127.0.0.1:$port" "--Registry:Storage:Path=$data" "${ours_args[@]}" \
+      >"$out/$name-server.log" 2>&1 &
+  elif [ "$name" = ours ]; then
     "${ours[@]}" --urls "http://127.0.0.1:$port" "--Registry:Storage:Path=$data" "${ours_args[@]}" \
       >"$out/$name-server.log" 2>&1 &
   else
@@ -128,13 +139,14 @@ revision=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "?")
 [ -n "$(git -C "$src" status --porcelain -- src 2>/dev/null)" ] && revision="$revision+uncommitted changes"
 {
   echo "ours: $src at $revision, $ours_kind${OURS_ARGS:+, $OURS_ARGS}"
-  echo "distribution: $("$distribution" --version 2>&1 | head -n 1)"
+  if [ -n "${VERSUS:-}" ]; then echo "versus: $versus"
+  else echo "distribution: $("$distribution" --version 2>&1 | head -n 1)"; fi
   echo "benchmark arguments: ${bench_args[*]:-(none)}; $rounds rounds; $(nproc) cores; $(date -Is)"
 } | tee "$out/about.txt"
 
 a_files=() b_files=()
 for round in $(seq 1 "$rounds"); do
-  for name in ours distribution; do
+  for name in ours "$other"; do
     port=$(free_port 5800)
     data="$work/data-$name-$round"
     log "round $round/$rounds: $name on port $port"
@@ -163,6 +175,6 @@ done
 
 [ ${#a_files[@]} -gt 0 ] && [ ${#b_files[@]} -gt 0 ] || { echo "no results to compare" >&2; exit 1; }
 echo
-"${bench[@]}" compare --names ours,distribution --a "$(IFS=,; echo "${a_files[*]}")" \
+"${bench[@]}" compare --names "ours,$other" --a "$(IFS=,; echo "${a_files[*]}")" \
   --b "$(IFS=,; echo "${b_files[*]}")" | tee "$out/compare.txt"
 echo "results (each run's table, JSON and log, the servers' logs): $out"

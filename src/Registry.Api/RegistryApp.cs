@@ -126,8 +126,14 @@ public static class RegistryApp
             layout.Initialise();
             return layout;
         });
-        services.AddSingleton(provider => new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(),
-            provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.FlushToDisk));
+        services.AddSingleton(provider =>
+        {
+            var storage = provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage;
+            // Inline only where the content shares the WAL of the rows that reference it: the SQLite store.
+            var inline = provider.GetRequiredService<IMetadataStore>() as IInlineContent;
+            return new FileSystemBlobStore(provider.GetRequiredService<StorageLayout>(), storage.FlushToDisk, inline,
+                storage.InlineBytes);
+        });
         services.AddSingleton<IBlobStore>(provider =>
             provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Kind == RegistryOptions.StorageKinds.S3
                 ? provider.GetRequiredService<S3BlobStore>()

@@ -164,6 +164,16 @@ public sealed class RegistryOptions
         /// <summary>fsync each blob before it is published (protects acknowledged pushes from power loss).</summary>
         public bool FlushToDisk { get; set; } = true;
 
+        /// <summary>
+        /// Blobs and manifests of at most this many bytes are kept in the SQLite metadata database instead of in files of
+        /// their own, so that a small push is made durable by the one WAL flush of its metadata commit (filesystem
+        /// storage with SQLite metadata only). 0: every blob is a file.
+        /// </summary>
+        public int InlineBytes { get; set; } = DefaultInlineBytes;
+
+        public const int DefaultInlineBytes = 16 * 1024;
+        public const int MaxInlineBytes = 1 << 20;
+
         /// <summary>Where blobs live: <c>filesystem</c> (under <see cref="Path"/>) or <c>s3</c> (<see cref="S3"/>).</summary>
         public string Kind { get; set; } = StorageKinds.FileSystem;
 
@@ -243,6 +253,8 @@ internal sealed class RegistryOptionsValidator(string? urls) : IValidateOptions<
             errors.Add($"Registry:Storage:Kind must be '{RegistryOptions.StorageKinds.FileSystem}' or '{RegistryOptions.StorageKinds.S3}' (got '{options.Storage.Kind}').");
         else if (options.Storage.Kind == RegistryOptions.StorageKinds.S3)
             options.Storage.S3.Validate(errors);
+        if (options.Storage.InlineBytes is < 0 or > RegistryOptions.StorageSettings.MaxInlineBytes)
+            errors.Add($"Registry:Storage:InlineBytes must be between 0 and {RegistryOptions.StorageSettings.MaxInlineBytes} (got {options.Storage.InlineBytes}).");
         ValidateMetadata(options.Metadata, errors);
         if (options.Uploads.MaxSessions < 1)
             errors.Add("Registry:Uploads:MaxSessions must be at least 1.");

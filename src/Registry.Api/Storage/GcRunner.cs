@@ -151,7 +151,7 @@ internal sealed class GcRunner(GarbageCollector collector, IGarbageCollectionSto
             // Counted before the run shows as finished: whoever sees it finished sees it in the metrics too.
             if (!dryRun)
                 metrics?.GcRunCompleted(succeeded: true, report.SweptBlobs + report.SweptOrphanFiles,
-                    report.BytesReclaimed + report.UploadBytesReclaimed);
+                    report.BytesReclaimed + report.InlineBytesReclaimed + report.UploadBytesReclaimed);
             await store.PruneGcRunsAsync(options.Value.Gc.KeepReports, CancellationToken.None);
             await store.FinishGcRunAsync(id, GcRunStatus.Succeeded, report.ToJson(), time.GetUtcNow(), CancellationToken.None);
             logger.LogInformation("Garbage collection run {Id}: {Report}", id, report);

@@ -29,17 +29,28 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
     private readonly ConcurrentDictionary<string, SessionState> _sessions = new();
     /// <summary>Publishes made durable in grouped rounds; null without FlushToDisk (or off Linux): plain renames.</summary>
     private readonly Lazy<PublishRounds>? _rounds;
+    /// <summary>Where content of at most <see cref="_inlineBytes"/> goes instead of a file; null: always files.</summary>
+    private readonly IInlineContent? _inline;
+    private readonly int _inlineBytes;
 
-    public FileSystemBlobStore(StorageLayout layout, bool flushToDisk) : this(layout, flushToDisk, pendingWriteback: null)
+    /// <param name="inline">
+    /// Where small content is kept instead of in files (the metadata database, whose commits then make it durable),
+    /// with <paramref name="inlineBytes"/> the largest size kept there; null: every blob is a file.
+    /// </param>
+    public FileSystemBlobStore(StorageLayout layout, bool flushToDisk, IInlineContent? inline = null, int inlineBytes = 0)
+        : this(layout, flushToDisk, pendingWriteback: null, inline, inlineBytes)
     {
     }
 
     /// <param name="pendingWriteback">For tests: what <see cref="PublishRounds.Contended"/> reads instead of the kernel's
     /// figures.</param>
-    internal FileSystemBlobStore(StorageLayout layout, bool flushToDisk, Func<long>? pendingWriteback)
+    internal FileSystemBlobStore(StorageLayout layout, bool flushToDisk, Func<long>? pendingWriteback,
+        IInlineContent? inline = null, int inlineBytes = 0)
     {
         _layout = layout;
         _flushToDisk = flushToDisk;
+        _inline = inlineBytes > 0 ? inline : null;
+        _inlineBytes = inlineBytes;
         if (flushToDisk && OperatingSystem.IsLinux())
             _rounds = new Lazy<PublishRounds>(() =>
             {
@@ -71,11 +82,17 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         public long HashedLength = -1;
     }
 
+    /// <summary>True when content of <paramref name="size"/> bytes is kept inline rather than in a file.</summary>
+    private bool Inlined(long size) => _inline is not null && size <= _inlineBytes;
+
     public ValueTask<BlobContent?> OpenAsync(Digest digest, CancellationToken ct)
     {
         var path = _layout.BlobPath(digest);
         var info = new FileInfo(path);
-        if (!info.Exists) return ValueTask.FromResult<BlobContent?>(null);
+        if (!info.Exists)
+            return ValueTask.FromResult(_inline?.ReadContent(digest) is { } bytes
+                ? new BlobContent(bytes.Length, null, () => new MemoryStream(bytes, writable: false), Inline: true)
+                : null);
         return ValueTask.FromResult<BlobContent?>(new BlobContent(info.Length, path, () => new FileStream(path,
             FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous)));
     }
@@ -90,19 +107,31 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            return ValueTask.FromResult<Stream?>(null);
+            if (_inline?.ReadContent(digest) is not { } bytes) return ValueTask.FromResult<Stream?>(null);
+            CheckRange(offset, length, bytes.Length);
+            return ValueTask.FromResult<Stream?>(new MemoryStream(bytes, (int)offset, (int)length, writable: false));
         }
         var size = RandomAccess.GetLength(handle);
-        if (offset < 0 || length < 0 || offset > size - length)
+        try
+        {
+            CheckRange(offset, length, size);
+        }
+        catch
         {
             handle.Dispose();
-            throw new ArgumentOutOfRangeException(nameof(offset), $"range {offset}+{length} is outside the blob's {size} bytes");
+            throw;
         }
         return ValueTask.FromResult<Stream?>(new FileRangeStream(handle, offset, offset + length));
     }
 
+    private static void CheckRange(long offset, long length, long size)
+    {
+        if (offset < 0 || length < 0 || offset > size - length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"range {offset}+{length} is outside the blob's {size} bytes");
+    }
+
     public ValueTask<bool> ExistsAsync(Digest digest, CancellationToken ct) =>
-        ValueTask.FromResult(File.Exists(_layout.BlobPath(digest)));
+        ValueTask.FromResult(File.Exists(_layout.BlobPath(digest)) || _inline?.StatContent(digest) is not null);
 
     public async ValueTask PutAsync(Digest digest, ReadOnlyMemory<byte> content, CancellationToken ct)
     {
@@ -110,6 +139,11 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         if (File.Exists(target))
         {
             await DurableAsync(target);
+            return;
+        }
+        if (Inlined(content.Length))
+        {
+            await _inline!.PutContentAsync(digest, content, DateTimeOffset.UtcNow, ct);
             return;
         }
         var temp = _layout.NewTempPath();
@@ -139,6 +173,8 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
     {
         using var hash = IncrementalHash.CreateHash(Digest.HashName(digest.Algorithm));
         var target = _layout.BlobPath(digest);
+        if (expectedLength is { } declared && Inlined(declared) && !File.Exists(target))
+            return await StoreInlineAsync(digest, body, declared, hash, ct);
         if (File.Exists(target))
         {
             // Deduplicated: the bytes are only hashed, so a wrong digest is still refused.
@@ -167,6 +203,25 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         {
             File.Delete(temp);
         }
+    }
+
+    /// <summary>A single-request upload small enough to be kept inline: read into memory, verified, kept; no file.</summary>
+    private async ValueTask<CommitResult> StoreInlineAsync(Digest digest, PipeReader body, long length,
+        IncrementalHash hash, CancellationToken ct)
+    {
+        var content = new byte[length];
+        var result = Verified(await CopyAsync(body, handle: null, hash, 0, length, flushToDisk: false, ct, content), hash,
+            digest);
+        if (result.Status != CommitStatus.Committed) return result;
+        try
+        {
+            await _inline!.PutContentAsync(digest, content, DateTimeOffset.UtcNow, CancellationToken.None);
+        }
+        catch (Exception e) when (StorageErrors.IsDiskFull(e))
+        {
+            return new CommitResult(CommitStatus.StorageFull, 0);
+        }
+        return result;
     }
 
     private static CommitResult Verified(AppendResult copied, IncrementalHash hash, Digest expected) => copied.Status switch
@@ -280,8 +335,10 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
     /// Streams the body into the file at <paramref name="position"/> (no file: only hashes it), hashing each segment
     /// as it passes.
     /// </summary>
+    /// <param name="memory">Also (or instead of <paramref name="handle"/>) copies the bytes here, from
+    /// <paramref name="position"/>; <paramref name="expectedLength"/> bounds what is copied, so it MUST be that long.</param>
     private static async ValueTask<AppendResult> CopyAsync(PipeReader body, SafeFileHandle? handle, IncrementalHash hash,
-        long position, long? expectedLength, bool flushToDisk, CancellationToken ct)
+        long position, long? expectedLength, bool flushToDisk, CancellationToken ct, byte[]? memory = null)
     {
         long written = 0;
         long writtenBack = 0;
@@ -314,6 +371,7 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
                     hash.AppendData(segment.Span);
                     segments.Add(segment);
                 }
+                if (memory is not null) buffer.CopyTo(memory.AsSpan((int)(position + written)));
                 try
                 {
                     if (handle is not null) RandomAccess.Write(handle, segments, position + written);
@@ -379,6 +437,7 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         {
             Digest actual;
             long size;
+            byte[]? inlined = null;
             using (var handle = OpenUpload(id))
             {
                 if (handle is null) return new CommitResult(CommitStatus.UnknownSession, 0);
@@ -403,7 +462,16 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
                     Discard(id, path);
                     return new CommitResult(CommitStatus.DigestMismatch, size);
                 }
-                if (_flushToDisk) RandomAccess.FlushToDisk(handle);
+                if (Inlined(size)) inlined = ReadAll(handle, size);
+                else if (_flushToDisk) RandomAccess.FlushToDisk(handle);
+            }
+            if (inlined is not null)
+            {
+                // Kept inline: the session's file is never fsynced or renamed, only removed once the content is kept.
+                if (!File.Exists(_layout.BlobPath(expected)))
+                    await _inline!.PutContentAsync(expected, inlined, DateTimeOffset.UtcNow, CancellationToken.None);
+                Discard(id, path);
+                return new CommitResult(CommitStatus.Committed, size);
             }
             try
             {
@@ -421,6 +489,19 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         {
             state.Lock.Release();
         }
+    }
+
+    private static byte[] ReadAll(SafeFileHandle handle, long size)
+    {
+        var content = new byte[size];
+        var read = 0;
+        while (read < content.Length)
+        {
+            var n = RandomAccess.Read(handle, content.AsSpan(read), read);
+            if (n == 0) throw new IOException($"the upload ended at {read} of its {size} bytes while it was read");
+            read += n;
+        }
+        return content;
     }
 
     private void Discard(UploadId id, string path)
@@ -533,23 +614,28 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
 
     private IEnumerable<Digest> EnumerateBlobs()
     {
-        if (!Directory.Exists(_layout.BlobsRoot)) yield break;
-        foreach (var algorithmDir in Directory.EnumerateDirectories(_layout.BlobsRoot))
-        foreach (var file in Directory.EnumerateFiles(algorithmDir, "*", SearchOption.AllDirectories))
-            if (Digest.TryParse($"{Path.GetFileName(algorithmDir)}:{Path.GetFileName(file)}", out var digest))
-                yield return digest;
+        if (Directory.Exists(_layout.BlobsRoot))
+            foreach (var algorithmDir in Directory.EnumerateDirectories(_layout.BlobsRoot))
+            foreach (var file in Directory.EnumerateFiles(algorithmDir, "*", SearchOption.AllDirectories))
+                if (Digest.TryParse($"{Path.GetFileName(algorithmDir)}:{Path.GetFileName(file)}", out var digest))
+                    yield return digest;
+        if (_inline is null) yield break;
+        // Content both inline and in a file (a file imported or published before inlining) was listed above.
+        foreach (var digest in _inline.ListContent())
+            if (!File.Exists(_layout.BlobPath(digest))) yield return digest;
     }
 
     public DateTimeOffset? WrittenAt(Digest digest)
     {
         var info = new FileInfo(_layout.BlobPath(digest));
-        return info.Exists ? info.LastWriteTimeUtc : null;
+        return info.Exists ? info.LastWriteTimeUtc : _inline?.StatContent(digest)?.WrittenAt;
     }
 
-    public ValueTask<long?> DeleteAsync(Digest digest, CancellationToken ct)
+    public async ValueTask<DeletedBlob?> DeleteAsync(Digest digest, CancellationToken ct)
     {
+        var inline = _inline is null ? null : await _inline.DeleteContentAsync(digest, ct);
         var info = new FileInfo(_layout.BlobPath(digest));
-        if (!info.Exists) return ValueTask.FromResult<long?>(null);
+        if (!info.Exists) return inline is { } held ? new DeletedBlob(0, held) : null;
         var length = info.Length;
         try
         {
@@ -557,9 +643,9 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         }
         catch (FileNotFoundException)
         {
-            return ValueTask.FromResult<long?>(null);
+            return inline is { } held ? new DeletedBlob(0, held) : null;
         }
-        return ValueTask.FromResult<long?>(length);
+        return new DeletedBlob(length, inline ?? 0);
     }
 
     public IReadOnlyList<UploadId> ListUploadsWrittenBefore(DateTimeOffset before)

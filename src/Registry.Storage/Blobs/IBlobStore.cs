@@ -6,9 +6,10 @@ namespace Registry.Storage.Blobs;
 /// <summary>
 /// A stored blob: its length; a local file when the store has one (then the API sends it with zero-copy reads and
 /// ranges from the file), else null, and the API serves it through <see cref="IBlobStore.OpenRangeAsync"/>;
-/// <see cref="OpenStream"/> reads it whole from the start.
+/// <see cref="OpenStream"/> reads it whole from the start. <see cref="Inline"/>: the content is held in the metadata
+/// database (<see cref="IInlineContent"/>), not in a file or object of its own.
 /// </summary>
-public sealed record BlobContent(long Length, string? LocalPath, Func<Stream> OpenStream);
+public sealed record BlobContent(long Length, string? LocalPath, Func<Stream> OpenStream, bool Inline = false);
 
 public enum AppendStatus
 {
@@ -36,6 +37,13 @@ public enum CommitStatus
 }
 
 public readonly record struct CommitResult(CommitStatus Status, long Size);
+
+/// <summary>
+/// What deleting a blob freed: <paramref name="Bytes"/> of its own file or object (what <c>du</c> of the store or a
+/// bucket listing sees go), and <paramref name="InlineBytes"/> of content held in the metadata database
+/// (<see cref="IInlineContent"/>), whose pages the database reuses rather than returns.
+/// </summary>
+public readonly record struct DeletedBlob(long Bytes, long InlineBytes = 0);
 
 public enum BlobImportStatus
 {
@@ -126,7 +134,7 @@ public interface IBlobStore
     /// Deletes the blob's content and returns how many bytes it held (null: nothing was stored). Only garbage
     /// collection calls it, for a digest it holds from <see cref="Gc.IBlobPins.BeginSweepAsync"/>.
     /// </summary>
-    ValueTask<long?> DeleteAsync(Digest digest, CancellationToken ct);
+    ValueTask<DeletedBlob?> DeleteAsync(Digest digest, CancellationToken ct);
 
     /// <summary>Upload sessions whose data was last written before <paramref name="before"/>.</summary>
     IReadOnlyList<UploadId> ListUploadsWrittenBefore(DateTimeOffset before);

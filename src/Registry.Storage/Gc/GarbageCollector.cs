@@ -77,7 +77,8 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
             foreach (var blob in plan.Blobs)
             {
                 report.SweptBlobs++;
-                report.BytesReclaimed += blob.Size;
+                if ((await blobs.OpenAsync(blob.Digest, ct))?.Inline == true) report.InlineBytesReclaimed += blob.Size;
+                else report.BytesReclaimed += blob.Size;
                 report.Add($"blob {blob.Digest}");
             }
         }
@@ -91,6 +92,12 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
         report.MarkedBlobs = (await store.ListRecordedDigestsAsync(ct)).Count - (dryRun ? report.SweptBlobs : 0);
         report.Duration = clock.Elapsed;
         return report;
+    }
+
+    private static void Reclaimed(GcReport report, DeletedBlob? deleted)
+    {
+        report.BytesReclaimed += deleted?.Bytes ?? 0;
+        report.InlineBytesReclaimed += deleted?.InlineBytes ?? 0;
     }
 
     private static void Swept(GcReport report, string kind, RepositoryName repository, Digest digest)
@@ -117,7 +124,7 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
                 {
                     foreach (var blob in tombstoned)
                     {
-                        report.BytesReclaimed += await blobs.DeleteAsync(blob.Digest, CancellationToken.None) ?? 0;
+                        Reclaimed(report, await blobs.DeleteAsync(blob.Digest, CancellationToken.None));
                         report.SweptBlobs++;
                         report.Add($"blob {blob.Digest}");
                         gone.Add(blob.Digest);
@@ -153,10 +160,15 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
                 {
                     // Recorded since the listing (a push pinned, published, linked and let go): not an orphan.
                     if (await links.GetBlobSizeAsync(digest, ct) is not null) continue;
-                    var size = dryRun ? (await blobs.OpenAsync(digest, ct))?.Length : await blobs.DeleteAsync(digest, ct);
-                    if (size is not { } bytes) continue;
+                    DeletedBlob? deleted;
+                    if (dryRun)
+                        deleted = await blobs.OpenAsync(digest, ct) is { } content
+                            ? content.Inline ? new DeletedBlob(0, content.Length) : new DeletedBlob(content.Length)
+                            : null;
+                    else deleted = await blobs.DeleteAsync(digest, ct);
+                    if (deleted is null) continue;
                     report.SweptOrphanFiles++;
-                    report.BytesReclaimed += bytes;
+                    Reclaimed(report, deleted);
                     report.Add($"blob {digest} (unrecorded file)");
                 }
             }
@@ -213,11 +225,11 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
                 {
                     // Recorded again since (a push found the file a failed deletion left, and linked it): live, keep it.
                     if (await links.GetBlobSizeAsync(digest, ct) is not null) continue;
-                    var bytes = await blobs.DeleteAsync(digest, ct);
+                    var deleted = await blobs.DeleteAsync(digest, ct);
                     finished++;
-                    if (report is null || bytes is not { } size) continue;
+                    if (report is null || deleted is null) continue;
                     report.SweptBlobs++;
-                    report.BytesReclaimed += size;
+                    Reclaimed(report, deleted);
                     report.Add($"blob {digest}");
                 }
                 await store.ClearTombstonesAsync(taken.ToList(), ct);

@@ -32,6 +32,12 @@ public sealed class GcReport
     /// <summary>Bytes of content-store files deleted (blobs and orphan files): what <c>du</c> of blobs/ loses.</summary>
     public long BytesReclaimed { get; set; }
 
+    /// <summary>
+    /// Bytes of small content deleted from the metadata database (<see cref="Blobs.IInlineContent"/>): not part of
+    /// <see cref="BytesReclaimed"/>, since the database keeps its freed pages for the next pushes rather than shrinking.
+    /// </summary>
+    public long InlineBytesReclaimed { get; set; }
+
     public int ExpiredUploads { get; set; }
     public int OrphanUploadFiles { get; set; }
     public int TempFiles { get; set; }
@@ -73,6 +79,7 @@ public sealed class GcReport
         writer.WriteEndObject();
         writer.WriteNumber("skippedInUse", SkippedInUse);
         writer.WriteNumber("bytesReclaimed", BytesReclaimed);
+        writer.WriteNumber("inlineBytesReclaimed", InlineBytesReclaimed);
         writer.WriteNumber("uploadBytesReclaimed", UploadBytesReclaimed);
         writer.WriteNumber("durationMs", (long)Duration.TotalMilliseconds);
         writer.WriteStartArray("deleted");
@@ -92,7 +99,7 @@ public sealed class GcReport
     /// <summary>One line for the log.</summary>
     public override string ToString() =>
         $"{(DryRun ? "dry run: would sweep" : "swept")} {SweptTags} tags, {SweptManifests} manifests, {SweptLinks} links, " +
-        $"{SweptBlobs} blobs, {SweptOrphanFiles} orphan files ({BytesReclaimed} bytes); {ExpiredUploads} expired uploads, " +
+        $"{SweptBlobs} blobs, {SweptOrphanFiles} orphan files ({BytesReclaimed} bytes in files, {InlineBytesReclaimed} inline); {ExpiredUploads} expired uploads, " +
         $"{OrphanUploadFiles} orphan upload files, {TempFiles} temp files ({UploadBytesReclaimed} bytes); kept " +
         $"{MarkedManifests} manifests, {MarkedBlobs} blobs in {Repositories} repositories; {SkippedInUse} in use; " +
         $"{Duration.TotalMilliseconds:0} ms";

@@ -87,8 +87,10 @@ public sealed partial class SqliteMetadataStore
     /// (bookkeeping such as delivery cursors) does not wake <see cref="WaitForChangeAsync"/>. A write that calls
     /// <see cref="Prepared.Discard"/> or throws keeps nothing.
     /// </summary>
+    /// <para><paramref name="awaitDurable"/> false: returns once committed, before the WAL flush that follows; the
+    /// change is durable no later than the next write that does wait (see <see cref="Blobs.IInlineContent"/>).</para>
     private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null,
-        bool isChange = true)
+        bool isChange = true, bool awaitDurable = true)
     {
         var write = new QueuedWrite<T>(work, ct, tagsOf, isChange);
         lock (_queueGate)
@@ -102,7 +104,7 @@ public sealed partial class SqliteMetadataStore
             }
         }
         var (result, durable) = await write.Answer.Task;
-        await durable;
+        if (awaitDurable) await durable;
         return result;
     }
 

@@ -110,6 +110,14 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
             source TEXT NOT NULL,
             imported_at INTEGER NOT NULL) WITHOUT ROWID;
         """,
+        // 4: the content of small blobs and manifests (IInlineContent), so that publishing it shares the WAL flush of
+        // the row that references it. A rowid table: rows of up to Registry:Storage:InlineBytes do not suit WITHOUT ROWID.
+        """
+        CREATE TABLE blob_content (
+            digest TEXT PRIMARY KEY,
+            written_at INTEGER NOT NULL,
+            content BLOB NOT NULL);
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

@@ -149,6 +149,7 @@ public class UploadSessionTests
         (await client.GetAsync(location)).StatusCode.Should().Be(HttpStatusCode.NotFound);
         Directory.EnumerateFiles(Path.Combine(server.StoragePath!, "uploads")).Should().BeEmpty();
         Directory.EnumerateFiles(Path.Combine(server.StoragePath!, "blobs"), "*", SearchOption.AllDirectories).Should().BeEmpty();
+        Registry.Tests.Gc.Gc.InlineCount(server.StoragePath!).Should().Be(0, "5000 bytes would have been kept inline");
     }
 
     [Fact]

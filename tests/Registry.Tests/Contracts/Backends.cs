@@ -87,6 +87,32 @@ public sealed class FileSystemBackend : IBlobBackend
 }
 
 /// <summary>
+/// The filesystem blob store with small content inline in a SQLite metadata database beside it, as the server runs by
+/// default (<c>Registry:Storage:InlineBytes</c>); every store opened has its own database connection.
+/// </summary>
+public sealed class InlineFileSystemBackend : IBlobBackend
+{
+    private readonly StorageLayout _layout = new(Directory.CreateTempSubdirectory("contract-inline-").FullName);
+    private readonly List<SqliteMetadataStore> _opened = [];
+
+    public InlineFileSystemBackend() => _layout.Initialise();
+
+    public Task<IBlobStore> OpenAsync()
+    {
+        var metadata = new SqliteMetadataStore(_layout.DatabasePath);
+        _opened.Add(metadata);
+        return Task.FromResult<IBlobStore>(new FileSystemBlobStore(_layout, flushToDisk: true, metadata, 16 * 1024));
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        foreach (var store in _opened) store.Dispose();
+        try { Directory.Delete(_layout.Root, recursive: true); } catch (IOException) { }
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
 /// The S3 blob store under a key prefix of its own (<paramref name="settings"/>); each store opened is another
 /// instance with its own client, as another replica holds. Disposing it deletes every object and aborts every
 /// multipart upload under the prefix.

@@ -486,7 +486,9 @@ public abstract class BlobStoreContract : BlobContract
     {
         var digest = await PublishAsync(new byte[1234]);
 
-        (await Store.DeleteAsync(digest, default)).Should().Be(1234);
+        var deleted = await Store.DeleteAsync(digest, default);
+        deleted.Should().NotBeNull();
+        (deleted!.Value.Bytes + deleted.Value.InlineBytes).Should().Be(1234);
 
         (await Store.DeleteAsync(digest, default)).Should().BeNull();
         (await Store.ExistsAsync(digest, default)).Should().BeFalse();
@@ -534,6 +536,12 @@ internal sealed class FailingStream(byte[] data, int failAfter) : Stream
 public sealed class FileSystemBlobStoreContract : BlobStoreContract
 {
     protected override IBlobBackend CreateBackend() => new FileSystemBackend();
+}
+
+/// <summary>The filesystem store as the server runs it: content up to 16 KiB inline in its SQLite database.</summary>
+public sealed class InlineFileSystemBlobStoreContract : BlobStoreContract
+{
+    protected override IBlobBackend CreateBackend() => new InlineFileSystemBackend();
 }
 
 /// <summary>

@@ -107,6 +107,7 @@ public sealed class CleanupPolicyTests
         dry.Deleted().Should().Contain(d => d.StartsWith("manifest ")).And.Contain(d => d.StartsWith("blob "));
         real.Deleted().Should().BeEquivalentTo(dry.Deleted());
         real.BytesReclaimed().Should().Be(dry.BytesReclaimed());
+        real.InlineBytesReclaimed().Should().BeGreaterThan(0, "configs and manifests are small").And.Be(dry.InlineBytesReclaimed());
         (await client.TagsAsync(repo)).Should().Equal("latest", "pr-3", "pr-4");
     }
 

@@ -21,8 +21,8 @@ public sealed class GarbageCollectionTests
 
         await client.RunAsync();
 
-        File.Exists(Gc.BlobFile(server.StoragePath!, Http.Sha256(layer))).Should().BeFalse();
-        File.Exists(Gc.BlobFile(server.StoragePath!, image.Digest)).Should().BeFalse();
+        Gc.Stored(server.StoragePath!, Http.Sha256(layer)).Should().BeFalse();
+        Gc.Stored(server.StoragePath!, image.Digest).Should().BeFalse();
     }
 
     [Fact]
@@ -35,11 +35,14 @@ public sealed class GarbageCollectionTests
         await client.PushImageAsync(repo, "kept", RandomNumberGenerator.GetBytes(3000));
         await client.DeleteAsync($"v2/{repo}/manifests/{image.Digest}");
         var before = Gc.DiskUsage(Path.Combine(server.StoragePath!, "blobs"));
+        var inlineBefore = Gc.InlineBytes(server.StoragePath!);
 
         var run = await client.RunAsync();
 
         var after = Gc.DiskUsage(Path.Combine(server.StoragePath!, "blobs"));
-        run.BytesReclaimed().Should().BeGreaterThan(70_000).And.Be(before - after);
+        run.BytesReclaimed().Should().BeGreaterThanOrEqualTo(70_000).And.Be(before - after);
+        // The config and the manifest are small: they were inline, and the report counts them apart.
+        run.InlineBytesReclaimed().Should().BeGreaterThan(0).And.Be(inlineBefore - Gc.InlineBytes(server.StoragePath!));
     }
 
     [Fact]

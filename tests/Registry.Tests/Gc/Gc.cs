@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using Microsoft.Data.Sqlite;
 using Registry.Tests.Infrastructure;
 
 namespace Registry.Tests.Gc;
@@ -48,6 +49,12 @@ internal static class Gc
 
     public static long BytesReclaimed(this JsonElement run) => run.Report().GetProperty("bytesReclaimed").GetInt64();
 
+    public static long InlineBytesReclaimed(this JsonElement run) =>
+        run.Report().GetProperty("inlineBytesReclaimed").GetInt64();
+
+    /// <summary>Every byte the run freed: blob files and content held inline in the metadata database.</summary>
+    public static long AllBytesReclaimed(this JsonElement run) => run.BytesReclaimed() + run.InlineBytesReclaimed();
+
     public static IEnumerable<string> Deleted(this JsonElement run) =>
         run.Report().GetProperty("deleted").EnumerateArray().Select(e => e.GetString()!);
 
@@ -63,4 +70,35 @@ internal static class Gc
 
     public static string BlobFile(string storage, string digest) =>
         Path.Combine(storage, "blobs", "sha256", digest[7..9], digest[7..]);
+
+    /// <summary>
+    /// True when the storage holds the blob's content: its file, or (small content, <c>Registry:Storage:InlineBytes</c>)
+    /// its row in the metadata database.
+    /// </summary>
+    public static bool Stored(string storage, string digest) =>
+        File.Exists(BlobFile(storage, digest)) || Inline(storage, "SELECT count(*) FROM blob_content WHERE digest = $d", digest) > 0;
+
+    /// <summary>How many blobs the storage's metadata database holds inline.</summary>
+    public static long InlineCount(string storage) => Inline(storage, "SELECT count(*) FROM blob_content", null);
+
+    /// <summary>Bytes of content held inline in the storage's metadata database.</summary>
+    public static long InlineBytes(string storage) =>
+        Inline(storage, "SELECT coalesce(sum(length(content)), 0) FROM blob_content", null);
+
+    private static long Inline(string storage, string sql, string? digest)
+    {
+        // PostgreSQL metadata: there is no database beside the blobs, and nothing is inline.
+        if (!File.Exists(Path.Combine(storage, "metadata.db"))) return 0;
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(storage, "metadata.db"),
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+        }.ToString());
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        if (digest is not null) command.Parameters.AddWithValue("$d", digest);
+        return (long)command.ExecuteScalar()!;
+    }
 }

@@ -45,7 +45,7 @@ public sealed class GcCommandTests
             // The report is the one JSON line; log lines may come before or after it.
             using var report = JsonDocument.Parse(output.Split('\n').Single(l => l.StartsWith("{\"dryRun\"")));
             report.RootElement.GetProperty("deleted").EnumerateArray().Select(e => e.GetString()).Should().Contain($"blob {layer}");
-            File.Exists(Gc.BlobFile(storage, layer)).Should().BeFalse();
+            Gc.Stored(storage, layer).Should().BeFalse();
         }
         finally
         {
@@ -63,7 +63,7 @@ public sealed class GcCommandTests
 
             exitCode.Should().Be(0, output);
             output.Should().Contain($"blob {layer}");
-            File.Exists(Gc.BlobFile(storage, layer)).Should().BeTrue();
+            Gc.Stored(storage, layer).Should().BeTrue();
         }
         finally
         {

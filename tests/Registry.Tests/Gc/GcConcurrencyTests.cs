@@ -65,27 +65,33 @@ public sealed class GcConcurrencyTests(ITestOutputHelper output)
         var blobs = Path.Combine(server.StoragePath!, "blobs");
         // A request the clients gave up on at the stop may still be publishing on the server: wait for quiet.
         var before = Gc.DiskUsage(blobs);
+        var inlineBefore = Gc.InlineBytes(server.StoragePath!);
         for (var quiet = 0; quiet < 2;)
         {
             await Task.Delay(300);
             var now = Gc.DiskUsage(blobs);
-            quiet = now == before ? quiet + 1 : 0;
+            var inlineNow = Gc.InlineBytes(server.StoragePath!);
+            quiet = now == before && inlineNow == inlineBefore ? quiet + 1 : 0;
             before = now;
+            inlineBefore = inlineNow;
         }
         var last = await client.RunAsync();
         var after = Gc.DiskUsage(blobs);
+        var inlineAfter = Gc.InlineBytes(server.StoragePath!);
         await CheckAllAsync(client, ledger);
 
         output.WriteLine($"{seconds} s: gc runs {ledger.GcRuns}, blobs swept {ledger.SweptBlobs}, bytes reclaimed " +
                          $"{ledger.Reclaimed}; pushes acknowledged {ledger.Acknowledged}, refused and retried " +
                          $"{ledger.Refused}; checks {ledger.Checks}; lost objects {ledger.LostObjects}, lost index " +
                          $"children {ledger.LostChildren}, lost referrers {ledger.LostReferrers}; final run reclaimed " +
-                         $"{last.BytesReclaimed()} bytes, du {before} -> {after}");
+                         $"{last.BytesReclaimed()} bytes, du {before} -> {after}, and {last.InlineBytesReclaimed()} " +
+                         $"inline bytes, {inlineBefore} -> {inlineAfter}");
         foreach (var problem in ledger.Problems.Take(20)) output.WriteLine(problem);
         (ledger.LostObjects, ledger.LostChildren, ledger.LostReferrers).Should().Be((0, 0, 0), string.Join("; ", ledger.Problems.Take(5)));
         ledger.GcRuns.Should().BeGreaterThan(1);
         ledger.SweptBlobs.Should().BeGreaterThan(0, "the workload makes garbage and the runs must collect it");
         (before - after).Should().Be(last.BytesReclaimed());
+        (inlineBefore - inlineAfter).Should().Be(last.InlineBytesReclaimed());
     }
 
     private static HttpContent Json(byte[] bytes, string mediaType)
@@ -152,7 +158,7 @@ public sealed class GcConcurrencyTests(ITestOutputHelper output)
             {
                 n++;
                 var config = RandomConfig();
-                var layer = n % 2 == 0 ? NewBlob(SharedLayers[n % SharedLayers.Length]) : NewBlob(RandomNumberGenerator.GetBytes(3000));
+                var layer = n % 2 == 0 ? NewBlob(SharedLayers[n % SharedLayers.Length]) : NewBlob(RandomNumberGenerator.GetBytes(n % 4 == 1 ? 20_000 : 3000));
                 var manifest = ImageManifest(config, layer);
                 var digest = Http.Sha256(manifest);
                 switch (n % 4)
@@ -303,7 +309,7 @@ public sealed class GcConcurrencyTests(ITestOutputHelper output)
                 var run = await client.WaitForRunAsync(response.Headers.Location!.ToString());
                 Interlocked.Increment(ref ledger.GcRuns);
                 Interlocked.Add(ref ledger.SweptBlobs, run.Swept("blobs"));
-                Interlocked.Add(ref ledger.Reclaimed, run.BytesReclaimed());
+                Interlocked.Add(ref ledger.Reclaimed, run.AllBytesReclaimed());
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

@@ -123,7 +123,7 @@ public sealed class PostgresGcTests
             var run = await clientB.RunAsync();
 
             run.Report().GetProperty("skippedInUse").GetInt32().Should().Be(1);
-            File.Exists(Gc.BlobFile(storage, digest.ToString())).Should().BeTrue();
+            Gc.Stored(storage, digest.ToString()).Should().BeTrue();
         }
         finally
         {
@@ -279,7 +279,7 @@ public sealed class PostgresGcTests
 
             exitCode.Should().Be(0, output);
             output.Should().Contain($"blob {Http.Sha256(layer)}");
-            File.Exists(Gc.BlobFile(storage, Http.Sha256(layer))).Should().BeFalse();
+            Gc.Stored(storage, Http.Sha256(layer)).Should().BeFalse();
         }
         finally
         {

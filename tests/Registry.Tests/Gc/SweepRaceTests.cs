@@ -83,7 +83,7 @@ public sealed class SweepRaceTests
         var run = await client.RunAsync();
 
         run.Report().GetProperty("skippedInUse").GetInt32().Should().Be(1);
-        File.Exists(Gc.BlobFile(server.StoragePath!, digest.ToString())).Should().BeTrue();
+        Gc.Stored(server.StoragePath!, digest.ToString()).Should().BeTrue();
     }
 
     [Fact]

@@ -38,7 +38,7 @@ public sealed class TombstoneRecoveryTests
 
             await using var second = await RegistryServer.StartAsync(Gc.Aggressive(), storagePath: storage);
 
-            File.Exists(Gc.BlobFile(storage, digest.ToString())).Should().BeFalse();
+            Gc.Stored(storage, digest.ToString()).Should().BeFalse();
             var report = await new StorageVerifier(second.Services.GetRequiredService<IBlobStore>(),
                 second.Services.GetRequiredService<IMetadataStore>()).VerifyAsync(default);
             report.Problems.Should().BeEmpty();

@@ -181,7 +181,8 @@ public class HygieneTests
         await using var server = await RegistryServer.StartAsync(new Dictionary<string, string?>());
         using var client = server.CreateClient();
         var repo = RegistryFixture.NewRepo("io");
-        var blob = Oci.RandomBlob();
+        // Bigger than Registry:Storage:InlineBytes, so that it is published as a file.
+        var blob = Oci.RandomBlob(20_000);
         var hex = blob.Digest["sha256:".Length..];
         // A file where the blob's fan-out folder belongs: publishing fails with EEXIST/ENOTDIR, not ENOSPC.
         var fanOut = Path.Combine(server.StoragePath!, "blobs", "sha256", hex[..2]);

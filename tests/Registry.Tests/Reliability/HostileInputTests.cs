@@ -17,7 +17,8 @@ public class HostileInputTests(RegistryFixture fixture) : IClassFixture<Registry
     private int StoredFiles() =>
         Directory.EnumerateFiles(Path.Combine(Storage, "blobs"), "*", SearchOption.AllDirectories).Count()
         + Directory.EnumerateFiles(Path.Combine(Storage, "uploads")).Count()
-        + Directory.EnumerateFiles(Path.Combine(Storage, "tmp")).Count();
+        + Directory.EnumerateFiles(Path.Combine(Storage, "tmp")).Count()
+        + (int)Registry.Tests.Gc.Gc.InlineCount(Storage);
 
     /// <summary>Sends raw bytes (paths that HttpClient would normalise) and returns the status line and body.</summary>
     private async Task<(int Status, string Response)> RawAsync(string requestHead, byte[]? body = null, bool closeEarly = false)

@@ -71,6 +71,34 @@ public sealed class SchemaMigrationTests : IDisposable
     }
 
     [Fact]
+    public async Task A_database_of_version_3_gains_the_inline_content_table_and_keeps_its_rows()
+    {
+        // What the registry of schema version 3 wrote: its three migrations, then a blob pushed as a file.
+        using (var connection = new SqliteConnection($"Data Source={DatabasePath};Pooling=False"))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA journal_mode=WAL;" + string.Join("\n", SqliteMetadataStore.Migrations.Take(3)) + $"""
+                PRAGMA user_version = 3;
+                INSERT INTO repositories(id, name, created_at) VALUES (1, 'old/app', 1000);
+                INSERT INTO blobs(digest, size, created_at) VALUES ('{Config}', 2, 1000);
+                INSERT INTO repository_blobs(repository_id, digest, linked_at) VALUES (1, '{Config}', 1000);
+                """;
+            command.ExecuteNonQuery();
+        }
+        RepositoryName.TryParse("old/app", out var repo);
+
+        using var store = new SqliteMetadataStore(DatabasePath, durable: false);
+
+        UserVersion().Should().Be(SqliteMetadataStore.SchemaVersion);
+        (await store.GetLinkedBlobSizeAsync(repo, Config, default)).Should().Be(2);
+        store.ReadContent(Config).Should().BeNull("a version-3 blob is a file");
+        await store.PutContentAsync(Config, "{}"u8.ToArray(), DateTimeOffset.UtcNow, default);
+        store.ReadContent(Config).Should().Equal("{}"u8.ToArray());
+        (await store.CheckIntegrityAsync(default)).Should().BeEmpty();
+    }
+
+    [Fact]
     public void A_new_database_gets_the_current_version()
     {
         using (new SqliteMetadataStore(DatabasePath, durable: false)) { }

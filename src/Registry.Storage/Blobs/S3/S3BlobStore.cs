@@ -527,12 +527,12 @@ public sealed class S3BlobStore : IBlobStore, IBlobRedirects
             ? new DateTimeOffset(at.ToUniversalTime(), TimeSpan.Zero)
             : null;
 
-    public async ValueTask<long?> DeleteAsync(Digest digest, CancellationToken ct)
+    public async ValueTask<DeletedBlob?> DeleteAsync(Digest digest, CancellationToken ct)
     {
         var key = _bucket.BlobKey(digest);
         if (await _bucket.HeadAsync(key, ct) is not { } head) return null;
         await _bucket.DeleteAsync(key, ct);
-        return head.ContentLength;
+        return new DeletedBlob(head.ContentLength);
     }
 
     public IReadOnlyList<UploadId> ListUploadsWrittenBefore(DateTimeOffset before) =>
