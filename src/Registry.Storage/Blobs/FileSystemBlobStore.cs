@@ -213,14 +213,8 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         var result = Verified(await CopyAsync(body, handle: null, hash, 0, length, flushToDisk: false, ct, content), hash,
             digest);
         if (result.Status != CommitStatus.Committed) return result;
-        try
-        {
-            await _inline!.PutContentAsync(digest, content, DateTimeOffset.UtcNow, CancellationToken.None);
-        }
-        catch (Exception e) when (StorageErrors.IsDiskFull(e))
-        {
-            return new CommitResult(CommitStatus.StorageFull, 0);
-        }
+        // A full database shows when the link is written, which writes this content in its own step (507 there).
+        await _inline!.PutContentAsync(digest, content, DateTimeOffset.UtcNow, CancellationToken.None);
         return result;
     }
 

@@ -18,9 +18,10 @@ public interface IInlineContent
     (long Length, DateTimeOffset WrittenAt)? StatContent(Digest digest);
 
     /// <summary>
-    /// Keeps <paramref name="content"/> (already verified against <paramref name="digest"/>) and returns once it is
-    /// committed, without waiting for the commit to be flushed: it becomes durable no later than any durable commit
-    /// that follows (the WAL is flushed in order). Content already held is success.
+    /// Keeps <paramref name="content"/> (already verified against <paramref name="digest"/>) without waiting for a
+    /// commit: it is readable in this process at once, and written no later than the metadata write that records the
+    /// blob, in that write's own transaction step, so it is durable when that write is (the WAL is flushed in order).
+    /// Other processes over the same database see it once it is written. Content already held is success.
     /// </summary>
     ValueTask PutContentAsync(Digest digest, ReadOnlyMemory<byte> content, DateTimeOffset now, CancellationToken ct);
 

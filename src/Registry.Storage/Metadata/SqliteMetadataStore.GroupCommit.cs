@@ -29,11 +29,13 @@ public sealed partial class SqliteMetadataStore
     /// <summary>Transactions committed by the group commit loop, and the writes they held (a ratio above 1 is sharing).</summary>
     public (long Groups, long Writes) GroupCommits => (Interlocked.Read(ref _groups), Interlocked.Read(ref _groupedWrites));
 
-    private abstract class QueuedWrite(CancellationToken ct, RepositoryName? tagsOf, bool isChange)
+    private abstract class QueuedWrite(CancellationToken ct, RepositoryName? tagsOf, bool isChange, bool awaitsDurable)
     {
         public CancellationToken Ct { get; } = ct;
         public RepositoryName? TagsOf { get; } = tagsOf;
         public bool IsChange { get; } = isChange;
+        /// <summary>Its caller waits for the WAL fsync; a group of writes that all do not asks for none.</summary>
+        public bool AwaitsDurable { get; } = awaitsDurable;
 
         /// <summary>Runs the write on the writer connection, inside the group's transaction; false: nothing to keep.</summary>
         public abstract bool Run(Prepared db);
@@ -46,8 +48,8 @@ public sealed partial class SqliteMetadataStore
         public abstract void Cancel();
     }
 
-    private sealed class QueuedWrite<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf, bool isChange)
-        : QueuedWrite(ct, tagsOf, isChange)
+    private sealed class QueuedWrite<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf, bool isChange,
+        bool awaitsDurable) : QueuedWrite(ct, tagsOf, isChange, awaitsDurable)
     {
         private T? _result;
         private Exception? _error;
@@ -92,7 +94,7 @@ public sealed partial class SqliteMetadataStore
     private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null,
         bool isChange = true, bool awaitDurable = true)
     {
-        var write = new QueuedWrite<T>(work, ct, tagsOf, isChange);
+        var write = new QueuedWrite<T>(work, ct, tagsOf, isChange, awaitDurable);
         lock (_queueGate)
         {
             ObjectDisposedException.ThrowIf(_stopped, this);
@@ -149,7 +151,8 @@ public sealed partial class SqliteMetadataStore
         var answered = new List<QueuedWrite>(group.Count);
         try
         {
-            var db = _writer ??= new Prepared(Open());
+            var db = _writer ??= new Prepared(Open()) { Pending = _pendingContent };
+            db.ContentWritten.Clear();
             using var tx = db.Connection.BeginTransaction(deferred: false);
             db.Transaction = tx;
             try
@@ -166,8 +169,10 @@ public sealed partial class SqliteMetadataStore
                     answered.Add(write);
                     if (!alone) db.Command("SAVEPOINT one_write").ExecuteNonQuery();
                     db.ResetDiscarded();
+                    var contentBefore = db.ContentWritten.Count;
                     var keep = write.Run(db);
                     if (keep) kept.Add(write);
+                    else db.ContentWritten.RemoveRange(contentBefore, db.ContentWritten.Count - contentBefore);
                     if (alone) continue;
                     if (!keep) db.Command("ROLLBACK TO one_write").ExecuteNonQuery();
                     db.Command("RELEASE one_write").ExecuteNonQuery();
@@ -185,6 +190,7 @@ public sealed partial class SqliteMetadataStore
                 return;
             }
             tx.Commit();
+            ContentCommitted(db);
             Interlocked.Increment(ref _groups);
             Interlocked.Add(ref _groupedWrites, kept.Count);
         }
@@ -196,16 +202,19 @@ public sealed partial class SqliteMetadataStore
         }
 
         var woke = false;
+        var awaited = false;
         foreach (var write in kept)
         {
             if (write.TagsOf is { } repository) _tagLists.Invalidate(repository.Value);
             woke |= write.IsChange;
+            awaited |= write.AwaitsDurable;
         }
         if (woke)
             Interlocked.Exchange(ref _committed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
                 .TrySetResult();
-        // Asked now, awaited by each caller: the next group commits while this fsync runs.
-        var durable = _walSync?.SyncAsync() ?? Task.CompletedTask;
+        // Asked now, awaited by each caller: the next group commits while this fsync runs. A group whose callers all
+        // go on without it asks for none: the next fsync anybody waits for covers it (the WAL is flushed in order).
+        var durable = awaited ? _walSync?.SyncAsync() ?? Task.CompletedTask : Task.CompletedTask;
         foreach (var write in answered) write.Complete(durable);
     }
 

@@ -219,6 +219,12 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
         /// <summary>The writer's transaction while a write runs; every command it hands out joins it.</summary>
         public SqliteTransaction? Transaction { get; set; }
 
+        /// <summary>The writer's: inline content waiting to be written (see SqliteMetadataStore.Content.cs).</summary>
+        public ConcurrentDictionary<string, PendingContent>? Pending { get; init; }
+
+        /// <summary>Pending content written by the group's transaction so far, dropped from the pending map once it commits.</summary>
+        public List<KeyValuePair<string, PendingContent>> ContentWritten { get; } = [];
+
         /// <summary>Set by a write that keeps nothing of what it did (its changes are rolled back, alone).</summary>
         public bool Discarded { get; private set; }
 
@@ -313,6 +319,9 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
 
     private static void EnsureBlob(Prepared db, Digest digest, long size, long now)
     {
+        // Content kept inline and not written yet goes in first, in this write's own savepoint: the row that records
+        // the blob never commits without it.
+        WritePendingContent(db, digest.ToString());
         var command = db.Command("INSERT INTO blobs(digest, size, created_at) VALUES ($digest, $size, $now) ON CONFLICT(digest) DO NOTHING");
         command.Parameters.AddWithValue("$digest", digest.ToString());
         command.Parameters.AddWithValue("$size", size);

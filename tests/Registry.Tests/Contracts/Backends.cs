@@ -88,25 +88,27 @@ public sealed class FileSystemBackend : IBlobBackend
 
 /// <summary>
 /// The filesystem blob store with small content inline in a SQLite metadata database beside it, as the server runs by
-/// default (<c>Registry:Storage:InlineBytes</c>); every store opened has its own database connection.
+/// default (<c>Registry:Storage:InlineBytes</c>). Every store opened is another blob store instance over the same
+/// folder and the one metadata store, as in a server process (inline content waits in that store's memory until a
+/// write takes it).
 /// </summary>
 public sealed class InlineFileSystemBackend : IBlobBackend
 {
     private readonly StorageLayout _layout = new(Directory.CreateTempSubdirectory("contract-inline-").FullName);
-    private readonly List<SqliteMetadataStore> _opened = [];
+    private readonly SqliteMetadataStore _metadata;
 
-    public InlineFileSystemBackend() => _layout.Initialise();
-
-    public Task<IBlobStore> OpenAsync()
+    public InlineFileSystemBackend()
     {
-        var metadata = new SqliteMetadataStore(_layout.DatabasePath);
-        _opened.Add(metadata);
-        return Task.FromResult<IBlobStore>(new FileSystemBlobStore(_layout, flushToDisk: true, metadata, 16 * 1024));
+        _layout.Initialise();
+        _metadata = new SqliteMetadataStore(_layout.DatabasePath);
     }
+
+    public Task<IBlobStore> OpenAsync() =>
+        Task.FromResult<IBlobStore>(new FileSystemBlobStore(_layout, flushToDisk: true, _metadata, 16 * 1024));
 
     public ValueTask DisposeAsync()
     {
-        foreach (var store in _opened) store.Dispose();
+        _metadata.Dispose();
         try { Directory.Delete(_layout.Root, recursive: true); } catch (IOException) { }
         return ValueTask.CompletedTask;
     }

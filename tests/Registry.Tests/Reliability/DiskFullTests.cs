@@ -224,6 +224,31 @@ public sealed class DiskFullTests : IAsyncLifetime
         await VerifyConsistentAsync();
     }
 
+    [Fact]
+    public async Task A_small_push_kept_inline_on_a_full_disk_answers_507_and_records_nothing()
+    {
+        await StartAsync();
+        var repo = "full/inline";
+        var kept = Data(64 * 1024, 10);
+        await Client.PushBlobAsync(repo, kept);
+        FillDisk();
+        var small = Data(2000, 11);
+
+        var response = await TimedAsync(() =>
+            Client.PostAsync($"v2/{repo}/blobs/uploads/?digest={Http.Sha256(small)}", new ByteArrayContent(small)));
+
+        await ShouldBeStorageFullAsync(response);
+        (await Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/{repo}/blobs/{Http.Sha256(small)}")))
+            .StatusCode.Should().Be(System.Net.HttpStatusCode.NotFound);
+        Registry.Tests.Gc.Gc.InlineCount(_mount).Should().Be(0);
+        NoPartialFiles(small);
+
+        File.Delete(Filler);
+        await Client.PushBlobAsync(repo, small);
+        (await Client.GetByteArrayAsync($"v2/{repo}/blobs/{Http.Sha256(small)}")).Should().Equal(small);
+        await VerifyConsistentAsync();
+    }
+
     // --- helpers ---
 
     private static byte[] Data(int length, int seed)

@@ -176,6 +176,45 @@ public sealed class InlineContentTests : IDisposable
         _store.WrittenAt(DigestOf(data)).Should().BeOnOrAfter(before).And.BeOnOrBefore(DateTimeOffset.UtcNow.AddSeconds(1));
     }
 
+    private long RowsInDatabase(string sql)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_layout.DatabasePath};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return (long)command.ExecuteScalar()!;
+    }
+
+    [Fact]
+    public async Task Put_content_is_readable_at_once_and_reaches_the_database_with_no_other_write()
+    {
+        var data = RandomNumberGenerator.GetBytes(900);
+
+        await _metadata.PutContentAsync(DigestOf(data), data, DateTimeOffset.UtcNow, default);
+
+        _metadata.ReadContent(DigestOf(data)).Should().Equal(data);
+        for (var i = 0; i < 500 && RowsInDatabase("SELECT count(*) FROM blob_content") == 0; i++) await Task.Delay(10);
+        RowsInDatabase("SELECT count(*) FROM blob_content").Should().Be(1);
+    }
+
+    [Fact]
+    public async Task When_the_link_is_committed_its_inline_content_is_committed_too()
+    {
+        var data = RandomNumberGenerator.GetBytes(900);
+        RepositoryName.TryParse("inline/link", out var repo);
+        Task link;
+        using (_metadata.HoldWrites())
+        {
+            await _metadata.PutContentAsync(DigestOf(data), data, DateTimeOffset.UtcNow, default);
+            link = _metadata.LinkBlobAsync(repo, DigestOf(data), data.Length, DateTimeOffset.UtcNow, default).AsTask();
+        }
+
+        await link;
+
+        RowsInDatabase($"SELECT count(*) FROM blob_content WHERE digest = '{DigestOf(data)}'").Should().Be(1);
+        RowsInDatabase($"SELECT count(*) FROM blobs WHERE digest = '{DigestOf(data)}'").Should().Be(1);
+    }
+
     [Fact]
     public async Task The_verifier_hashes_inline_content_and_finds_it_corrupted()
     {
