@@ -10,7 +10,9 @@ namespace Registry.Storage.Metadata;
 /// its answer only once that fsync is done. While the fsync of one group runs, the next group is already being
 /// built and committed, so N concurrent writes cost about one commit and one fsync instead of N of each.
 /// Writes keep their order: within a group they run in the order they were queued, each seeing the ones before it,
-/// exactly as if they had run one by one.
+/// exactly as if they had run one by one. A write queued while no loop runs starts one on its caller's thread for
+/// one group (no hop to the thread pool and back on a quiet registry, nor for the first write of each burst), and
+/// hands what was queued meanwhile to a loop on the thread pool.
 /// </summary>
 public sealed partial class SqliteMetadataStore
 {
@@ -95,24 +97,26 @@ public sealed partial class SqliteMetadataStore
         bool isChange = true, bool awaitDurable = true)
     {
         var write = new QueuedWrite<T>(work, ct, tagsOf, isChange, awaitDurable);
+        bool runHere;
         lock (_queueGate)
         {
             ObjectDisposedException.ThrowIf(_stopped, this);
             _queue.Add(write);
-            if (!_looping)
-            {
-                _looping = true;
-                _loop = Task.Run(CommitGroups);
-            }
+            runHere = !_looping;
+            _looping = true;
         }
+        // Nobody is committing: this caller commits the group its write is in, on its own thread (no hand-off to the
+        // thread pool and back for the common case), and leaves whatever was queued meanwhile to a loop.
+        if (runHere) CommitGroups(handOff: true);
         var (result, durable) = await write.Answer.Task;
         if (awaitDurable) await durable;
         return result;
     }
 
-    private void CommitGroups()
+    /// <param name="handOff">Commit one group, then start a loop on the thread pool for what is queued, if anything.</param>
+    private void CommitGroups(bool handOff)
     {
-        while (true)
+        for (var groups = 0; ; groups++)
         {
             List<QueuedWrite> group;
             lock (_queueGate)
@@ -120,6 +124,11 @@ public sealed partial class SqliteMetadataStore
                 if (_queue.Count == 0)
                 {
                     _looping = false;
+                    return;
+                }
+                if (handOff && groups == 1)
+                {
+                    _loop = Task.Run(() => CommitGroups(handOff: false));
                     return;
                 }
                 if (_queue.Count <= MaxGroup)
@@ -235,12 +244,13 @@ public sealed partial class SqliteMetadataStore
     {
         var release = new ManualResetEventSlim();
         using var started = new ManualResetEventSlim();
-        _ = WriteAsync(_ =>
+        // On the thread pool: a write queued while nobody commits runs on its caller's thread.
+        _ = Task.Run(() => WriteAsync(_ =>
         {
             started.Set();
             release.Wait();
             return true;
-        }, CancellationToken.None, isChange: false).AsTask();
+        }, CancellationToken.None, isChange: false).AsTask());
         started.Wait();
         return release.AsReleaser();
     }
@@ -257,6 +267,14 @@ public sealed partial class SqliteMetadataStore
         try
         {
             loop?.Wait();
+            // A caller may be committing a group on its own thread, or have just handed the rest to a new loop.
+            var spin = new SpinWait();
+            while (Volatile.Read(ref _looping))
+            {
+                spin.SpinOnce();
+                lock (_queueGate) loop = _loop;
+                loop?.Wait();
+            }
         }
         catch (AggregateException)
         {
