@@ -143,7 +143,9 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         }
         if (Inlined(content.Length))
         {
-            await _inline!.PutContentAsync(digest, content, DateTimeOffset.UtcNow, ct);
+            // Held already (the empty config of every artifact): nothing to keep.
+            if (_inline!.StatContent(digest) is null)
+                await _inline.PutContentAsync(digest, content, DateTimeOffset.UtcNow, ct);
             return;
         }
         var temp = _layout.NewTempPath();
@@ -214,7 +216,8 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
             digest);
         if (result.Status != CommitStatus.Committed) return result;
         // A full database shows when the link is written, which writes this content in its own step (507 there).
-        await _inline!.PutContentAsync(digest, content, DateTimeOffset.UtcNow, CancellationToken.None);
+        if (_inline!.StatContent(digest) is null)
+            await _inline.PutContentAsync(digest, content, DateTimeOffset.UtcNow, CancellationToken.None);
         return result;
     }
 

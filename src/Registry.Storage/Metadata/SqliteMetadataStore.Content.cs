@@ -11,16 +11,22 @@ namespace Registry.Storage.Metadata;
 /// <list type="bullet">
 /// <item>the write that records the blob (a link, a manifest: <c>EnsureBlob</c>), in its own savepoint, so that row
 /// never commits without the content;</item>
-/// <item>a write of its own, queued by the put and not waited for, for content nothing records (a refused push).</item>
+/// <item>for content nothing records (a refused push), a sweep of what has waited a second or more, and the store's
+/// close.</item>
 /// </list>
-/// So a push costs one pass of the group commit loop and one WAL fsync, where waiting for the content's own commit
-/// first cost two passes. Content leaves memory only once a transaction that wrote it has committed.
+/// So a push costs one write in the group commit loop and one WAL fsync, where waiting for the content's own commit
+/// first cost two writes and two passes. Content leaves memory only once a transaction that wrote it has committed.
 /// </summary>
 public sealed partial class SqliteMetadataStore : IInlineContent
 {
     internal sealed record PendingContent(byte[] Content, long WrittenAt);
 
     private readonly ConcurrentDictionary<string, PendingContent> _pendingContent = new(StringComparer.Ordinal);
+    private Timer? _pendingSweep;
+    private readonly object _sweepGate = new();
+
+    /// <summary>How long content nothing has recorded waits in memory before a write of its own takes it.</summary>
+    private static readonly TimeSpan PendingSweep = TimeSpan.FromSeconds(1);
 
     public byte[]? ReadContent(Digest digest)
     {
@@ -47,13 +53,53 @@ public sealed partial class SqliteMetadataStore : IInlineContent
     {
         var key = digest.ToString();
         // Copied: the caller's buffer may be reused once this returns.
-        _pendingContent.TryAdd(key, new PendingContent(content.ToArray(), Ms(now)));
+        if (_pendingContent.TryAdd(key, new PendingContent(content.ToArray(), Ms(now))))
+            lock (_sweepGate) _pendingSweep ??= new Timer(_ => SweepPendingContent(), null, PendingSweep, PendingSweep);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Queues one write (not waited for) of every pending content; true if there was any.</summary>
+    private bool WriteAllPendingContent()
+    {
+        if (_pendingContent.IsEmpty) return false;
         _ = WriteAsync(db =>
         {
-            if (!WritePendingContent(db, key)) db.Discard();
+            var any = false;
+            foreach (var key in _pendingContent.Keys) any |= WritePendingContent(db, key);
+            if (!any) db.Discard();
             return true;
         }, CancellationToken.None, isChange: false, awaitDurable: false).AsTask();
-        return ValueTask.CompletedTask;
+        return true;
+    }
+
+    private void SweepPendingContent()
+    {
+        try
+        {
+            if (WriteAllPendingContent()) return;
+            // Nothing waits: the timer stops until the next put.
+            lock (_sweepGate)
+            {
+                if (!_pendingContent.IsEmpty) return;
+                _pendingSweep?.Dispose();
+                _pendingSweep = null;
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The store is closing; its close wrote what was pending.
+        }
+    }
+
+    /// <summary>At close, before the group commit stops: what still waits in memory is written.</summary>
+    private void StopPendingContent()
+    {
+        lock (_sweepGate)
+        {
+            _pendingSweep?.Dispose();
+            _pendingSweep = null;
+        }
+        WriteAllPendingContent();
     }
 
     /// <summary>Writes <paramref name="digest"/>'s pending content, if any, in the current write; true if it did.</summary>

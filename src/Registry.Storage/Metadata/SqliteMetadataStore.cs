@@ -187,6 +187,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
 
     public void Dispose()
     {
+        StopPendingContent();
         StopGroupCommit();
         _writer?.Connection.Dispose();
         while (_readers.TryTake(out var reader)) reader.Connection.Dispose();
