@@ -126,8 +126,13 @@ internal static class Wire
         return end == 0 ? 0 : end + 1;
     }
 
+    /// <summary>
+    /// What a request cut off by the kill throws. A SocketException may come unwrapped: ENOTCONN when the kill lands
+    /// as a pooled connection is being reused.
+    /// </summary>
     public static bool IsTransport(Exception e) =>
-        e is HttpRequestException or IOException or TaskCanceledException or OperationCanceledException;
+        e is HttpRequestException or IOException or TaskCanceledException or OperationCanceledException
+            or System.Net.Sockets.SocketException;
 
     /// <summary>
     /// Sends one request. Scale-out: a request sent before the killed replica was gone that fails once the kill has
