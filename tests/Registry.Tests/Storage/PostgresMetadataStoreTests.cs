@@ -139,7 +139,11 @@ public sealed class PostgresMetadataStoreTests : IAsyncLifetime
         var all = (await reader.ReadEventsAsync(0, 100_000, default)).Select(e => e.Id).ToList();
         // Per task: one repository.create, then per push manifest.push and tag.create.
         all.Should().HaveCount(tasks * (1 + 2 * perTask));
-        seen.Should().Equal(all, "the follower must see every committed id, once, in order");
+        // Flaky once in about ten full runs (stop 17): the message names what the follower missed, for the next look.
+        var missing = all.Except(seen).ToList();
+        seen.Should().Equal(all, "the follower must see every committed id, once, in order; it missed [{0}] and saw, " +
+            "around them, [{1}]", string.Join(",", missing),
+            string.Join(",", seen.Where(id => missing.Any(m => Math.Abs(id - m) < 4))));
     }
 
     [Fact]
