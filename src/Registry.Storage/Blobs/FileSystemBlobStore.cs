@@ -143,9 +143,7 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         }
         if (Inlined(content.Length))
         {
-            // Held already (the empty config of every artifact): nothing to keep.
-            if (_inline!.StatContent(digest) is null)
-                await _inline.PutContentAsync(digest, content, DateTimeOffset.UtcNow, ct);
+            await _inline!.PutContentAsync(digest, content, DateTimeOffset.UtcNow, ct);
             return;
         }
         var temp = _layout.NewTempPath();
@@ -175,9 +173,10 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
     {
         using var hash = IncrementalHash.CreateHash(Digest.HashName(digest.Algorithm));
         var target = _layout.BlobPath(digest);
-        if (expectedLength is { } declared && Inlined(declared) && !File.Exists(target))
+        var stored = File.Exists(target);
+        if (expectedLength is { } declared && Inlined(declared) && !stored)
             return await StoreInlineAsync(digest, body, declared, hash, ct);
-        if (File.Exists(target))
+        if (stored)
         {
             // Deduplicated: the bytes are only hashed, so a wrong digest is still refused.
             var read = await CopyAsync(body, handle: null, hash, 0, expectedLength, flushToDisk: false, ct);
@@ -216,8 +215,7 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
             digest);
         if (result.Status != CommitStatus.Committed) return result;
         // A full database shows when the link is written, which writes this content in its own step (507 there).
-        if (_inline!.StatContent(digest) is null)
-            await _inline.PutContentAsync(digest, content, DateTimeOffset.UtcNow, CancellationToken.None);
+        await _inline!.PutContentAsync(digest, content, DateTimeOffset.UtcNow, CancellationToken.None);
         return result;
     }
 
@@ -631,8 +629,15 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
     public async ValueTask<DeletedBlob?> DeleteAsync(Digest digest, CancellationToken ct)
     {
         var inline = _inline is null ? null : await _inline.DeleteContentAsync(digest, ct);
-        var info = new FileInfo(_layout.BlobPath(digest));
-        if (!info.Exists) return inline is { } held ? new DeletedBlob(0, held) : null;
+        var file = DeleteFile(_layout.BlobPath(digest));
+        return file is null && inline is null ? null : new DeletedBlob(file ?? 0, inline ?? 0);
+    }
+
+    /// <summary>Deletes the file and returns its length, or null when there was none.</summary>
+    private static long? DeleteFile(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists) return null;
         var length = info.Length;
         try
         {
@@ -640,9 +645,9 @@ public sealed class FileSystemBlobStore : IBlobStore, IDisposable
         }
         catch (FileNotFoundException)
         {
-            return inline is { } held ? new DeletedBlob(0, held) : null;
+            return null;
         }
-        return new DeletedBlob(length, inline ?? 0);
+        return length;
     }
 
     public IReadOnlyList<UploadId> ListUploadsWrittenBefore(DateTimeOffset before)

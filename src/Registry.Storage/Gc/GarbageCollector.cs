@@ -77,8 +77,7 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
             foreach (var blob in plan.Blobs)
             {
                 report.SweptBlobs++;
-                if ((await blobs.OpenAsync(blob.Digest, ct))?.Inline == true) report.InlineBytesReclaimed += blob.Size;
-                else report.BytesReclaimed += blob.Size;
+                Reclaimed(report, WouldFree(await blobs.OpenAsync(blob.Digest, ct), blob.Size));
                 report.Add($"blob {blob.Digest}");
             }
         }
@@ -93,6 +92,10 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
         report.Duration = clock.Elapsed;
         return report;
     }
+
+    /// <summary>What deleting <paramref name="content"/> of <paramref name="size"/> bytes would free (a dry run's count).</summary>
+    private static DeletedBlob WouldFree(BlobContent? content, long size) =>
+        content?.Inline == true ? new DeletedBlob(0, size) : new DeletedBlob(size);
 
     private static void Reclaimed(GcReport report, DeletedBlob? deleted)
     {
@@ -160,12 +163,9 @@ public sealed class GarbageCollector(IManifestStore manifestStore, ILinkStore li
                 {
                     // Recorded since the listing (a push pinned, published, linked and let go): not an orphan.
                     if (await links.GetBlobSizeAsync(digest, ct) is not null) continue;
-                    DeletedBlob? deleted;
-                    if (dryRun)
-                        deleted = await blobs.OpenAsync(digest, ct) is { } content
-                            ? content.Inline ? new DeletedBlob(0, content.Length) : new DeletedBlob(content.Length)
-                            : null;
-                    else deleted = await blobs.DeleteAsync(digest, ct);
+                    var deleted = dryRun
+                        ? await blobs.OpenAsync(digest, ct) is { } content ? WouldFree(content, content.Length) : null
+                        : await blobs.DeleteAsync(digest, ct);
                     if (deleted is null) continue;
                     report.SweptOrphanFiles++;
                     Reclaimed(report, deleted);

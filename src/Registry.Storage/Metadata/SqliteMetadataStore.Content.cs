@@ -51,9 +51,10 @@ public sealed partial class SqliteMetadataStore : IInlineContent
 
     public ValueTask PutContentAsync(Digest digest, ReadOnlyMemory<byte> content, DateTimeOffset now, CancellationToken ct)
     {
-        var key = digest.ToString();
+        // Held already (the empty config of every artifact, a second push of one layer): nothing to keep.
+        if (StatContent(digest) is not null) return ValueTask.CompletedTask;
         // Copied: the caller's buffer may be reused once this returns.
-        if (_pendingContent.TryAdd(key, new PendingContent(content.ToArray(), Ms(now))))
+        if (_pendingContent.TryAdd(digest.ToString(), new PendingContent(content.ToArray(), Ms(now))))
             lock (_sweepGate) _pendingSweep ??= new Timer(_ => SweepPendingContent(), null, PendingSweep, PendingSweep);
         return ValueTask.CompletedTask;
     }

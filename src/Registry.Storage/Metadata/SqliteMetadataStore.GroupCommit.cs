@@ -89,10 +89,9 @@ public sealed partial class SqliteMetadataStore
     /// (and, when the store is durable, on disk). <paramref name="tagsOf"/> names the repository whose tags the write may
     /// change: its cached tag list is dropped once the change is committed. <paramref name="isChange"/> false
     /// (bookkeeping such as delivery cursors) does not wake <see cref="WaitForChangeAsync"/>. A write that calls
-    /// <see cref="Prepared.Discard"/> or throws keeps nothing.
+    /// <see cref="Prepared.Discard"/> or throws keeps nothing. <paramref name="awaitDurable"/> false: returns once
+    /// committed, before the WAL flush that follows; the change is durable no later than the next write that does wait.
     /// </summary>
-    /// <para><paramref name="awaitDurable"/> false: returns once committed, before the WAL flush that follows; the
-    /// change is durable no later than the next write that does wait (see <see cref="Blobs.IInlineContent"/>).</para>
     private async ValueTask<T> WriteAsync<T>(Func<Prepared, T> work, CancellationToken ct, RepositoryName? tagsOf = null,
         bool isChange = true, bool awaitDurable = true)
     {
