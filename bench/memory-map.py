@@ -30,15 +30,16 @@ def report(pid):
         maps.append((start, end, parts[1], int(parts[2], 16), parts[5].strip() if len(parts) > 5 else ""))
     binary = os.path.realpath(f"/proc/{pid}/exe")
     base = min(start - offset for start, _, _, offset, path in maps if path == binary)
+    image = sections(binary)
+    image_end = max(base + vaddr + size for _, vaddr, size in image)
     with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
-        rows, covered = [], 0
-        for name, vaddr, size in sections(binary):
+        rows = []
+        for name, vaddr, size in image:
             start, end = (base + vaddr) // 4096 * 4096, (base + vaddr + size + 4095) // 4096 * 4096
             kib = present_pages(pagemap, start, end) * 4
             rows.append((f"{os.path.basename(binary)} {name}", kib))
-        image_end = max(base + vaddr + size for _, vaddr, size in sections(binary))
         other = {}
-        for start, end, perms, _, path in maps:
+        for start, end, _, _, path in maps:
             if path == binary or base <= start < image_end:
                 continue
             kib = present_pages(pagemap, start, end) * 4
