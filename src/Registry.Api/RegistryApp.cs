@@ -59,6 +59,9 @@ public static class RegistryApp
             kestrel.AddServerHeader = false;
             // Blobs have no size limit; manifests are limited by their endpoint.
             kestrel.Limits.MaxRequestBodySize = null;
+            // Blob GETs hand file ranges to the kernel; over TLS the bytes must pass through SslStream instead.
+            if (!tls.Enabled)
+                kestrel.ConfigureEndpointDefaults(listen => listen.Use(SendFileTransport.Middleware(kestrel.Limits.MinResponseDataRate)));
         });
         builder.AddRegistryObservability(urls);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);

@@ -6,8 +6,9 @@ using Registry.Storage.Model;
 namespace Registry.Api.Http;
 
 /// <summary>
-/// Sends a stored blob, or one byte range of it (RFC 9110 §14). When the store has a local file it is read straight
-/// into the response pipe's buffers: one copy from the page cache, no intermediate stream buffer. Otherwise (an object
+/// Sends a stored blob, or one byte range of it (RFC 9110 §14). When the store has a local file and the connection is
+/// plain HTTP/1.x, the kernel sends the file range itself (<see cref="SendFileTransport"/>); over TLS or HTTP/2 it is
+/// read straight into the response pipe's buffers: one copy from the page cache. Otherwise (an object
 /// store) the store opens exactly the bytes to send (<see cref="IBlobStore.OpenRangeAsync"/>). A multi-range request
 /// gets the whole blob; an unsatisfiable range gets 416 with <c>Content-Range: bytes */length</c>.
 /// </summary>
@@ -77,8 +78,21 @@ internal sealed class BlobRangeResult(IBlobStore blobs, Digest digest, BlobConte
                 await CopyAsync(stream, response, count, context.RequestAborted);
                 return;
             }
+            var transport = SendFileTransport.For(context);
+            // The socket API takes a file for sending only when it was opened for asynchronous use.
             using var handle = File.OpenHandle(content.LocalPath!, FileMode.Open, FileAccess.Read,
-                FileShare.Read | FileShare.Delete, FileOptions.SequentialScan);
+                FileShare.Read | FileShare.Delete,
+                FileOptions.SequentialScan | (transport is null ? FileOptions.None : FileOptions.Asynchronous));
+            if (transport is not null)
+            {
+                // Checked before the status line goes out, while a failure is still a clean 500.
+                if (RandomAccess.GetLength(handle) < end + 1) throw new BlobShortException();
+                await response.StartAsync(context.RequestAborted);
+                var flush = await response.BodyWriter.FlushAsync(context.RequestAborted);
+                if (!flush.IsCompleted && !flush.IsCanceled && await transport.SendAsync(response, handle, start, count))
+                    context.RequestServices.GetService<Observability.RegistryMetrics>()?.SentFromFile(count);
+                return;
+            }
             await CopyAsync(handle, response, start, end + 1, context.RequestAborted);
         }
     }

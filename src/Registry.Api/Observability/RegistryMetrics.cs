@@ -26,6 +26,7 @@ public sealed class RegistryMetrics
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _received;
     private readonly Counter<long> _sent;
+    private readonly Counter<long> _sentFromFile;
     private readonly Counter<long> _webhookDeliveries;
     private readonly Counter<long> _webhookRetries;
     private readonly Counter<long> _webhookFailures;
@@ -44,6 +45,8 @@ public sealed class RegistryMetrics
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
         _received = meter.CreateCounter<long>("registry.http.received", "By", "Request body bytes read, by operation");
         _sent = meter.CreateCounter<long>("registry.http.sent", "By", "Response body bytes written, by operation");
+        _sentFromFile = meter.CreateCounter<long>("registry.http.sent.sendfile", "By",
+            "The part of the response body bytes the kernel sent straight from blob files (sendfile)");
 
         meter.CreateObservableGauge("registry.uploads.active", () => Observe(statistics, s => s.Uploads), "{upload}",
             "Upload sessions started and not yet finished, cancelled or expired");
@@ -72,6 +75,7 @@ public sealed class RegistryMetrics
         _gcRuns.Add(0, new KeyValuePair<string, object?>("outcome", "completed"));
         _gcRuns.Add(0, new KeyValuePair<string, object?>("outcome", "failed"));
         _gcReclaimed.Add(0);
+        _sentFromFile.Add(0);
         _gcBlobsRemoved.Add(0);
     }
 
@@ -90,6 +94,9 @@ public sealed class RegistryMetrics
         if (received > 0) _received.Add(received, byOperation);
         if (sent > 0) _sent.Add(sent, byOperation);
     }
+
+    /// <summary>A blob range the kernel sent from its file, without passing through the process.</summary>
+    public void SentFromFile(long bytes) => _sentFromFile.Add(bytes);
 
     /// <summary>Makes the webhook's series exist (at 0) before its first delivery.</summary>
     public void WebhookConfigured(string webhook)
