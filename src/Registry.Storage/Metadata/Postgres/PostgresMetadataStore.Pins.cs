@@ -1,3 +1,4 @@
+using System.Data;
 using Npgsql;
 using Registry.Storage.Model;
 
@@ -6,20 +7,35 @@ namespace Registry.Storage.Metadata.Postgres;
 /// <summary>
 /// The rows behind <see cref="PostgresBlobPins"/>: a pin is a row of <c>blob_pins</c>, a digest being swept a row of
 /// <c>blob_sweeps</c>, each with its holder (one process) and an expiry on the database's clock that the holder renews.
-/// Taking a pin and taking a sweep each read the other table and write their own in one SERIALIZABLE transaction, so
-/// of a pin and a sweep of one digest taken at the same time PostgreSQL lets one commit and fails the other (a
-/// serialization failure), which is retried and then sees the committed one: they are never both held.
+/// Taking a pin and taking a sweep each first take a transaction advisory lock per digest (<see cref="DigestLocks"/>,
+/// held until the commit), then read the other table and write their own, READ COMMITTED: of a pin and a sweep of one
+/// digest asked for at the same time, the second waits for the first to commit and its statement then sees the
+/// first's row, so they are never both held. (They were SERIALIZABLE transactions before: PostgreSQL scans these
+/// small tables whole, so every pin conflicted with every concurrent sweep, whatever the digests, and 40 pins racing
+/// 40 sweeps ran out of retries.)
 /// </summary>
 public sealed partial class PostgresMetadataStore
 {
+    /// <summary>The first key of the two-key advisory locks on digests ("pins"), apart from the outbox's one-key lock.</summary>
+    private const int DigestLocks = 0x70696e73;
+
+    // Advisory locks live in the server's shared lock table (max_locks_per_transaction per connection): a sweep
+    // takes them in chunks of this many digests, one transaction each.
+    private const int SweepChunk = 256;
+
     /// <summary>Takes a pin unless the digest is being swept (an unexpired sweep row); true when taken.</summary>
     internal ValueTask<bool> TryInsertPinAsync(string holder, long id, Digest digest, TimeSpan ttl, CancellationToken ct) =>
-        WriteAsync(async (db, t) => await ExecuteAsync(db.Command("""
-            INSERT INTO blob_pins(holder, id, digest, expires_at)
-            SELECT $1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond'
-            WHERE NOT EXISTS (SELECT 1 FROM blob_sweeps s WHERE s.digest = $3 AND s.expires_at > clock_timestamp())
-            """, Pg.Text(holder), Pg.Int8(id), Pg.Text(digest.ToString()), Pg.Int8((long)ttl.TotalMilliseconds)), t) == 1,
-            ct, isChange: false);
+        WriteAsync(async (db, t) =>
+        {
+            await ExecuteAsync(db.Command("SELECT pg_advisory_xact_lock($1, hashtext($2))", Pg.Int4(DigestLocks),
+                Pg.Text(digest.ToString())), t);
+            // A statement of its own: under READ COMMITTED it sees every sweep committed while the lock was awaited.
+            return await ExecuteAsync(db.Command("""
+                INSERT INTO blob_pins(holder, id, digest, expires_at)
+                SELECT $1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond'
+                WHERE NOT EXISTS (SELECT 1 FROM blob_sweeps s WHERE s.digest = $3 AND s.expires_at > clock_timestamp())
+                """, Pg.Text(holder), Pg.Int8(id), Pg.Text(digest.ToString()), Pg.Int8((long)ttl.TotalMilliseconds)), t) == 1;
+        }, ct, isChange: false, IsolationLevel.ReadCommitted);
 
     /// <summary>
     /// One round trip, not waiting for the WAL flush: dropping a pin decides nothing, and a drop lost in a database crash
@@ -46,17 +62,31 @@ public sealed partial class PostgresMetadataStore
     }
 
     /// <summary>Takes a sweep of each digest nobody pins and nobody else sweeps (an expired sweep is taken over).</summary>
-    internal ValueTask<List<Digest>> TryInsertSweepsAsync(string holder, IReadOnlyCollection<Digest> digests, TimeSpan ttl,
-        CancellationToken ct) =>
-        WriteAsync((db, t) => DigestsAsync(db.Command("""
-            INSERT INTO blob_sweeps(digest, holder, expires_at)
-            SELECT d, $2, clock_timestamp() + $3 * interval '1 millisecond' FROM unnest($1::text[]) AS d
-            WHERE NOT EXISTS (SELECT 1 FROM blob_pins p WHERE p.digest = d AND p.expires_at > clock_timestamp())
-            ON CONFLICT (digest) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-            WHERE blob_sweeps.expires_at <= clock_timestamp()
-            RETURNING digest
-            """, Pg.TextArray(digests.Select(d => d.ToString()).Distinct(StringComparer.Ordinal).ToArray()), Pg.Text(holder),
-            Pg.Int8((long)ttl.TotalMilliseconds)), t), ct, isChange: false);
+    internal async ValueTask<List<Digest>> TryInsertSweepsAsync(string holder, IReadOnlyCollection<Digest> digests,
+        TimeSpan ttl, CancellationToken ct)
+    {
+        var taken = new List<Digest>();
+        // Sorted, so that two sweeps of overlapping digests take their locks in the same order (a deadlock would
+        // still only cost a retry).
+        var wanted = digests.Select(d => d.ToString()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+        foreach (var chunk in wanted.Chunk(SweepChunk))
+            taken.AddRange(await WriteAsync(async (db, t) =>
+            {
+                await ExecuteAsync(db.Command("""
+                    SELECT pg_advisory_xact_lock($1, hashtext(d)) FROM unnest($2::text[]) WITH ORDINALITY AS u(d, n)
+                    ORDER BY n
+                    """, Pg.Int4(DigestLocks), Pg.TextArray(chunk)), t);
+                return await DigestsAsync(db.Command("""
+                    INSERT INTO blob_sweeps(digest, holder, expires_at)
+                    SELECT d, $2, clock_timestamp() + $3 * interval '1 millisecond' FROM unnest($1::text[]) AS d
+                    WHERE NOT EXISTS (SELECT 1 FROM blob_pins p WHERE p.digest = d AND p.expires_at > clock_timestamp())
+                    ON CONFLICT (digest) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                    WHERE blob_sweeps.expires_at <= clock_timestamp()
+                    RETURNING digest
+                    """, Pg.TextArray(chunk), Pg.Text(holder), Pg.Int8((long)ttl.TotalMilliseconds)), t);
+            }, ct, isChange: false, IsolationLevel.ReadCommitted));
+        return taken;
+    }
 
     /// <summary>Ends sweeps; like dropping a pin, not flushed (a lost end expires).</summary>
     internal async ValueTask DeleteSweepsAsync(string holder, IReadOnlyCollection<Digest> digests, CancellationToken ct)
