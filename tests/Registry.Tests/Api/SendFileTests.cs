@@ -10,7 +10,8 @@ namespace Registry.Tests.Api;
 
 /// <summary>
 /// Blob GETs on plain HTTP/1.1 are sent by the kernel (sendfile) while Kestrel keeps the connection: the bytes on the
-/// wire, keep-alive and pipelining, HEAD and Range, clients that vanish mid-body, and TLS, which takes the copy path.
+/// wire, keep-alive and pipelining, connections closed after one response, HEAD and Range, clients that vanish
+/// mid-body, and TLS, which takes the copy path.
 /// Each test has a server of its own, so the sendfile counter it reads is its own.
 /// </summary>
 public class SendFileTests
@@ -71,6 +72,28 @@ public class SendFileTests
         root.Status.Should().Be(200);
         again.Body.Should().Equal(data);
         Metrics.Sum(await Metrics.ScrapeAsync(client), SentFromFile).Should().Be(300_000 * 2 + 70_000);
+    }
+
+    [Theory]
+    [InlineData("HTTP/1.1", "Connection: close\r\n")]
+    [InlineData("HTTP/1.0", "")]
+    public async Task A_connection_closed_after_one_response_delivers_the_whole_blob_first(string version, string extra)
+    {
+        await using var server = await RegistryServer.StartAsync();
+        using var client = server.CreateClient();
+        var (path, data) = await PushAsync(client, 3_000_000);
+
+        using var socket = await ConnectAsync(server);
+        await using var stream = new NetworkStream(socket);
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"GET /{path} {version}\r\nHost: {server.BaseAddress.Authority}\r\n{extra}\r\n"));
+        var response = await new RawResponses(stream).NextAsync();
+        var after = await stream.ReadAsync(new byte[1]);
+
+        response.Status.Should().Be(200);
+        response.Body.Should().Equal(data);
+        after.Should().Be(0, "the server closes the connection once the body is out");
+        Metrics.Sum(await Metrics.ScrapeAsync(client), SentFromFile).Should().Be(3_000_000);
     }
 
     [Fact]
