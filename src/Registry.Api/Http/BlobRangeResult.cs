@@ -106,7 +106,7 @@ internal sealed class BlobRangeResult(IBlobStore blobs, Digest digest, BlobConte
             var memory = writer.GetMemory((int)Math.Min(ChunkSize, stop - position));
             var want = (int)Math.Min(memory.Length, stop - position);
             var read = RandomAccess.Read(handle, memory.Span[..want], position);
-            if (read == 0) throw new IOException("blob file is shorter than recorded");
+            if (read == 0) throw new BlobShortException();
             writer.Advance(read);
             position += read;
             var flush = await writer.FlushAsync(ct);

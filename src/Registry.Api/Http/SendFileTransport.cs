@@ -235,7 +235,7 @@ internal sealed class SendFileTransport : PipeWriter
         {
             if (!MemoryMarshal.TryGetArray(memory, out var array))
             {
-                foreach (var each in bytes) await SendAllAsync(each);
+                await SendAllAsync(bytes);
                 return;
             }
             segments.Add(array);

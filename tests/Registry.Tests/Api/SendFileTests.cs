@@ -44,13 +44,12 @@ public class SendFileTests
         await using var server = await RegistryServer.StartAsync();
         using var client = server.CreateClient();
         var (path, data) = await PushAsync(client, 300_000);
-        var host = server.BaseAddress.Authority;
-        string Get(string target, string extra = "") => $"GET /{target} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n";
+        string Get(string target, string extra = "") => Request(server, "GET", target, extra: extra);
 
         using var socket = await ConnectAsync(server);
         await using var stream = new NetworkStream(socket);
         // All five requests in one write: Kestrel answers them in order on the one connection.
-        var requests = Get(path) + Get(path, "Range: bytes=7-70006\r\n") + $"HEAD /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+        var requests = Get(path) + Get(path, "Range: bytes=7-70006\r\n") + Request(server, "HEAD", path)
             + Get("v2/") + Get(path);
         await stream.WriteAsync(Encoding.ASCII.GetBytes(requests));
         var reader = new RawResponses(stream);
@@ -85,8 +84,7 @@ public class SendFileTests
 
         using var socket = await ConnectAsync(server);
         await using var stream = new NetworkStream(socket);
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(
-            $"GET /{path} {version}\r\nHost: {server.BaseAddress.Authority}\r\n{extra}\r\n"));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(Request(server, "GET", path, version, extra)));
         var response = await new RawResponses(stream).NextAsync();
         var after = await stream.ReadAsync(new byte[1]);
 
@@ -102,16 +100,14 @@ public class SendFileTests
         await using var server = await RegistryServer.StartAsync();
         using var client = server.CreateClient();
         var (path, data) = await PushAsync(client, 64 * 1024 * 1024);
-        var blobFile = Directory.GetFiles(server.StoragePath!, Http.Sha256(data)[7..], SearchOption.AllDirectories)
-            .Should().ContainSingle().Subject;
+        var blobFile = BlobFile(server, data);
 
         // Ten clients read the headers and a little of the body, then reset the connection.
         await Task.WhenAll(Enumerable.Range(0, 10).Select(async _ =>
         {
             using var socket = await ConnectAsync(server);
             await using var stream = new NetworkStream(socket);
-            await stream.WriteAsync(Encoding.ASCII.GetBytes(
-                $"GET /{path} HTTP/1.1\r\nHost: {server.BaseAddress.Authority}\r\n\r\n"));
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(Request(server, "GET", path)));
             var some = new byte[256 * 1024];
             await stream.ReadAtLeastAsync(some, some.Length);
             socket.LingerState = new LingerOption(true, 0);
@@ -130,16 +126,11 @@ public class SendFileTests
                 kestrel.Limits.MinResponseDataRate = new MinDataRate(500_000, TimeSpan.FromSeconds(2))));
         using var client = server.CreateClient();
         var (path, data) = await PushAsync(client, 64 * 1024 * 1024);
-        var blobFile = Directory.GetFiles(server.StoragePath!, Http.Sha256(data)[7..], SearchOption.AllDirectories)
-            .Single();
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
-        {
-            ReceiveBufferSize = 4096,
-        };
-        await socket.ConnectAsync(IPAddress.Loopback, server.BaseAddress.Port);
+        var blobFile = BlobFile(server, data);
+        using var socket = await ConnectAsync(server, receiveBuffer: 4096);
         await using var stream = new NetworkStream(socket);
 
-        await stream.WriteAsync(Encoding.ASCII.GetBytes($"GET /{path} HTTP/1.1\r\nHost: {server.BaseAddress.Authority}\r\n\r\n"));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(Request(server, "GET", path)));
         await Extensions.EventsTests.Eventually(() => OpenHandlesTo(blobFile) == 1, "the response to open the blob");
         await Extensions.EventsTests.Eventually(() => OpenHandlesTo(blobFile) == 0, "the server to give up on the client");
 
@@ -178,12 +169,24 @@ public class SendFileTests
         return ($"v2/{repo}/blobs/{await client.PushBlobAsync(repo, data)}", data);
     }
 
-    private static async Task<Socket> ConnectAsync(RegistryServer server)
+    /// <summary>A raw connection to the server; <paramref name="receiveBuffer"/> set before connecting, when given.</summary>
+    private static async Task<Socket> ConnectAsync(RegistryServer server, int? receiveBuffer = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        if (receiveBuffer is { } size) socket.ReceiveBufferSize = size;
         await socket.ConnectAsync(IPAddress.Loopback, server.BaseAddress.Port);
         return socket;
     }
+
+    /// <summary>One request's head, as a client writes it on a raw connection.</summary>
+    private static string Request(RegistryServer server, string method, string target, string version = "HTTP/1.1",
+        string extra = "") =>
+        $"{method} /{target} {version}\r\nHost: {server.BaseAddress.Authority}\r\n{extra}\r\n";
+
+    /// <summary>The blob's file in the server's storage.</summary>
+    private static string BlobFile(RegistryServer server, byte[] data) =>
+        Directory.GetFiles(server.StoragePath!, Http.Sha256(data)[7..], SearchOption.AllDirectories)
+            .Should().ContainSingle().Subject;
 
     /// <summary>Open descriptors of this process (the server runs in it) on <paramref name="file"/>.</summary>
     private static int OpenHandlesTo(string file) =>

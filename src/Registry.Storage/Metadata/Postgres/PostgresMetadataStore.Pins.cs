@@ -27,14 +27,15 @@ public sealed partial class PostgresMetadataStore
     internal ValueTask<bool> TryInsertPinAsync(string holder, long id, Digest digest, TimeSpan ttl, CancellationToken ct) =>
         WriteAsync(async (db, t) =>
         {
+            var key = digest.ToString();
             await ExecuteAsync(db.Command("SELECT pg_advisory_xact_lock($1, hashtext($2))", Pg.Int4(DigestLocks),
-                Pg.Text(digest.ToString())), t);
+                Pg.Text(key)), t);
             // A statement of its own: under READ COMMITTED it sees every sweep committed while the lock was awaited.
             return await ExecuteAsync(db.Command("""
                 INSERT INTO blob_pins(holder, id, digest, expires_at)
                 SELECT $1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond'
                 WHERE NOT EXISTS (SELECT 1 FROM blob_sweeps s WHERE s.digest = $3 AND s.expires_at > clock_timestamp())
-                """, Pg.Text(holder), Pg.Int8(id), Pg.Text(digest.ToString()), Pg.Int8((long)ttl.TotalMilliseconds)), t) == 1;
+                """, Pg.Text(holder), Pg.Int8(id), Pg.Text(key), Pg.Int8((long)ttl.TotalMilliseconds)), t) == 1;
         }, ct, isChange: false, IsolationLevel.ReadCommitted);
 
     /// <summary>
