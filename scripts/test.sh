@@ -23,10 +23,17 @@ passed=$(grep -E '^\s+Passed:\s+[0-9]+\s*$' "$log" | tail -n 1 | grep -oE '[0-9]
 failed=$(grep -E '^\s+Failed:\s+[0-9]+\s*$' "$log" | tail -n 1 | grep -oE '[0-9]+')
 total=$(grep -E '^Total tests:\s+[0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
 failed=${failed:-0}
-rm -f "$log"
 if [ -z "$total" ] || [ -z "$passed" ]; then
   # No summary at all: the run crashed or ran nothing; never report that as a pass.
   passed=${passed:-0}; [ "$failed" -eq 0 ] && failed=1; [ "$status" -eq 0 ] && status=1
+elif [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  # dotnet test failed although no test did: a class or collection cleanup that threw, a test host that crashed or
+  # was aborted after the last test. Show why, and count it as one failure so the summary line cannot read as a pass.
+  echo "dotnet test exited with $status although no test failed; what it reported:"
+  grep -E 'Cleanup Failure|\[FAIL\]|aborted|Aborted|crash|Testhost process|exited with error|Unhandled exception' "$log" \
+    | sort -u | head -n 40
+  failed=1
 fi
+rm -f "$log"
 echo "${passed} passed, ${failed} failed"
 exit "$status"
