@@ -159,7 +159,8 @@ public sealed partial class SqliteMetadataStore
         var answered = new List<QueuedWrite>(group.Count);
         try
         {
-            var db = _writer ??= new Prepared(Open()) { Pending = _pendingContent };
+            var db = _writer ??= OpenWriter();
+            CatchUpCheckpoint(db);
             db.ContentWritten.Clear();
             using var tx = db.Connection.BeginTransaction(deferred: false);
             db.Transaction = tx;
@@ -198,6 +199,7 @@ public sealed partial class SqliteMetadataStore
                 return;
             }
             tx.Commit();
+            CheckpointSoon();
             ContentCommitted(db);
             Interlocked.Increment(ref _groups);
             Interlocked.Add(ref _groupedWrites, kept.Count);

@@ -189,6 +189,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore, IDeliveryCurso
     {
         StopPendingContent();
         StopGroupCommit();
+        StopCheckpoints();
         _writer?.Connection.Dispose();
         while (_readers.TryTake(out var reader)) reader.Connection.Dispose();
         SqliteConnection.ClearAllPools();

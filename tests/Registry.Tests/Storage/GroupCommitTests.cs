@@ -126,6 +126,73 @@ public sealed class GroupCommitTests : IDisposable
         groups.Should().Be(3, "the refused writes were rolled back inside the one shared transaction of all the manifests");
     }
 
+    /// <summary>
+    /// Frames in the WAL now: mxFrame, at offset 16 of the WAL-index header that starts the -shm file, in native byte
+    /// order (SQLite's walformat.html). The WAL file's length cannot tell: SQLite reuses the file from its start.
+    /// </summary>
+    private static long WalFrames(string shm)
+    {
+        using var file = new FileStream(shm, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        Span<byte> header = stackalloc byte[20];
+        file.ReadExactly(header);
+        return BitConverter.ToUInt32(header[16..]);
+    }
+
+    [Fact]
+    public async Task Under_a_stream_of_writes_checkpoints_run_beside_the_writer_and_the_WAL_starts_over()
+    {
+        var linked = new System.Collections.Concurrent.ConcurrentBag<(RepositoryName Repository, Digest Digest, int Size)>();
+        var shm = _layout.DatabasePath + "-shm";
+        long maxFrames = 0, lastFrames = 0, restarts = 0;
+        using (var store = new SqliteMetadataStore(_layout.DatabasePath, durable: true))
+        {
+            var next = 0;
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+            // Eight writers that never pause, as a CI farm's pushes: the WAL can only start over if the writer itself
+            // finishes each checkpoint the checkpointer began.
+            await Task.WhenAll(Enumerable.Range(0, 8).Select(writer => Task.Run(async () =>
+            {
+                while (store.Checkpoints.CatchUps < 6 && !timeout.IsCancellationRequested)
+                {
+                    var i = Interlocked.Increment(ref next);
+                    var entry = (Repo($"ci/app{writer}"), DigestOf(Content(i)), i);
+                    await store.LinkBlobAsync(entry.Item1, entry.Item2, entry.Item3, DateTimeOffset.UtcNow, default);
+                    linked.Add(entry);
+                    lock (linked)
+                    {
+                        var frames = WalFrames(shm);
+                        if (frames < lastFrames) restarts++;
+                        lastFrames = frames;
+                        maxFrames = Math.Max(maxFrames, frames);
+                    }
+                }
+            })));
+
+            var (passes, catchUps) = store.Checkpoints;
+            catchUps.Should().BeGreaterThanOrEqualTo(6, "the writer caught up after the checkpointer's passes");
+            passes.Should().BeGreaterThanOrEqualTo(catchUps, "the writer catches up only after a pass of the checkpointer");
+        }
+        restarts.Should().BeGreaterThanOrEqualTo(3, "the WAL starts over after the writer catches up");
+        maxFrames.Should().BeLessThanOrEqualTo(SqliteMetadataStore.WriterCheckpointPages + 1024,
+            "the writer's own checkpoint bounds the WAL even when the checkpointer falls behind");
+
+        using var reopened = new SqliteMetadataStore(_layout.DatabasePath, durable: true);
+        foreach (var (repository, digest, size) in linked)
+            (await reopened.GetLinkedBlobSizeAsync(repository, digest, default)).Should().Be(size);
+    }
+
+    [Fact]
+    public async Task A_store_whose_checkpointer_ran_may_be_disposed_twice()
+    {
+        // The host disposes a store registered under two services twice; the second must be a no-op.
+        var store = new SqliteMetadataStore(_layout.DatabasePath, durable: true);
+        await store.LinkBlobAsync(Repo("twice/app"), DigestOf(Content(0)), 1, DateTimeOffset.UtcNow, default);
+        for (var waited = 0; store.Checkpoints.Passes == 0 && waited < 3000; waited++) await Task.Delay(10);
+        store.Checkpoints.Passes.Should().BeGreaterThan(0, "a commit starts a pass of the checkpointer");
+        store.Dispose();
+        store.Invoking(s => s.Dispose()).Should().NotThrow();
+    }
+
     [Fact]
     public async Task A_write_queued_after_a_store_is_disposed_is_refused()
     {
