@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Security.Cryptography;
 using System.Text;
@@ -141,7 +142,8 @@ public sealed class GroupCommitTests : IDisposable
     [Fact]
     public async Task Under_a_stream_of_writes_checkpoints_run_beside_the_writer_and_the_WAL_starts_over()
     {
-        var linked = new System.Collections.Concurrent.ConcurrentBag<(RepositoryName Repository, Digest Digest, int Size)>();
+        var linked = new ConcurrentBag<(RepositoryName Repository, Digest Digest, int Size)>();
+        var sampling = new object();
         var shm = _layout.DatabasePath + "-shm";
         long maxFrames = 0, lastFrames = 0, restarts = 0;
         using (var store = new SqliteMetadataStore(_layout.DatabasePath, durable: true))
@@ -155,10 +157,10 @@ public sealed class GroupCommitTests : IDisposable
                 while (store.Checkpoints.CatchUps < 6 && !timeout.IsCancellationRequested)
                 {
                     var i = Interlocked.Increment(ref next);
-                    var entry = (Repo($"ci/app{writer}"), DigestOf(Content(i)), i);
-                    await store.LinkBlobAsync(entry.Item1, entry.Item2, entry.Item3, DateTimeOffset.UtcNow, default);
-                    linked.Add(entry);
-                    lock (linked)
+                    var (repository, digest) = (Repo($"ci/app{writer}"), DigestOf(Content(i)));
+                    await store.LinkBlobAsync(repository, digest, i, DateTimeOffset.UtcNow, default);
+                    linked.Add((repository, digest, i));
+                    lock (sampling)
                     {
                         var frames = WalFrames(shm);
                         if (frames < lastFrames) restarts++;
